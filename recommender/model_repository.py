@@ -113,7 +113,7 @@ class ModelMetadata:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ModelMetadata":
+    def from_json(cls, data: dict[str, Any]) -> ModelMetadata:
         if "catalog" not in data:
             raise ValueError("metadata has no catalog")
         return cls(

@@ -10,8 +10,8 @@ importable without TensorFlow (only numpy, for the batch validator).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -169,7 +169,7 @@ class Catalog:
         return [asdict(p) for p in self.products]
 
     @classmethod
-    def from_json(cls, rows: Iterable[Mapping]) -> "Catalog":
+    def from_json(cls, rows: Iterable[Mapping]) -> Catalog:
         products = []
         for position, row in enumerate(rows):
             try:
@@ -254,7 +254,7 @@ def validate_features(values: Sequence[float], prefix: str = "features") -> tupl
             f"{prefix} must have exactly {FEATURE_COUNT} values "
             f"({', '.join(SLOT_NAMES)}), got {len(floats)}"
         )
-    for slot, value in zip(SLOTS, floats):
+    for slot, value in zip(SLOTS, floats, strict=False):
         problem = _slot_error(slot, value, prefix)
         if problem:
             raise InvalidFeatures(problem, slot=slot.name)
@@ -331,7 +331,7 @@ def validate_text(text: str | bytes) -> str:
 
 
 def unstated_slots(features: Sequence[float]) -> tuple[str, ...]:
-    return tuple(s.name for s, v in zip(SLOTS, features) if v == 0)
+    return tuple(s.name for s, v in zip(SLOTS, features, strict=False) if v == 0)
 
 
 def code_label(slot_name: str, value: float, language: str = "en") -> str:
