@@ -1,0 +1,189 @@
+"""One turn of the recommendation chat: read the text, merge it into what the customer said
+before, recommend when enough is known, and ask one question for the most useful missing slot.
+
+The server keeps no session. Everything the conversation has established travels in the
+ConversationState that the client sends back with each turn, so any gateway replica can
+answer any turn and ChatEngine itself is stateless (safe to share between threads).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+
+from gateway import conversions
+from gateway.chat import intents, replies
+from gateway.vectorizers import base
+from recommender import schema
+from recommender.v1 import chat_pb2, common_pb2, recommend_pb2
+
+log = logging.getLogger(__name__)
+
+# Called with (merged features, top_k) and returns the model's ranking; in the gateway it
+# forwards to the inference server.
+RecommendFn = Callable[[tuple[float, ...], int], recommend_pb2.RecommendResponse]
+
+# Which missing slot is most worth a question: what it is for decides the product family,
+# the budget rules out most of the rest, then who it is for and who uses it.
+FOLLOW_UP_ORDER: tuple[str, ...] = ("interest", "budget", "purpose", "age", "gender", "season")
+
+# Recommendations start once the customer named a use or a budget: before that the
+# model would only return the overall best sellers.
+RECOMMEND_AFTER: tuple[str, ...] = ("interest", "budget")
+
+_HANGUL = re.compile(r"[\uac00-\ud7a3\u3131-\u318e]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+try:  # written by another part of the gateway; the vectorizer's own guess is the fallback
+    from gateway.language import detect_language as _detect_language
+except ImportError:  # pragma: no cover - only while gateway.language does not exist yet
+    _detect_language = None
+
+
+def turn_language(text: str, vectorized: str, previous: str) -> str:
+    """The language to answer in: the current turn's. A turn without letters ("30만원" is not,
+    "300000" is) keeps the conversation's language."""
+    if not _HANGUL.search(text) and not _LATIN.search(text) and previous in (replies.KO, replies.EN):
+        return previous
+    if _detect_language is not None:
+        detected = _detect_language(text)
+        if detected in (replies.KO, replies.EN):
+            return detected
+    return replies.KO if vectorized == replies.KO else replies.EN
+
+
+def merge(previous: Sequence[float], stated: Sequence[float]) -> tuple[float, ...]:
+    """A newly stated slot (non-zero) replaces the old value; unstated slots keep theirs."""
+    return tuple(float(new) if new else float(old) for old, new in zip(previous, stated, strict=True))
+
+
+def state_features(state: chat_pb2.ConversationState) -> tuple[float, ...]:
+    """The merged vector carried in the state (all zeros on the first turn).
+
+    The state comes back from the client, so it is checked like any other input."""
+    if len(state.features) == 0:
+        return (0.0,) * schema.FEATURE_COUNT
+    return schema.validate_features(state.features, prefix="state.features")
+
+
+def next_follow_up(features: Sequence[float], asked: set[str]) -> str | None:
+    """The most useful slot that is still unknown and was never asked about."""
+    for name in FOLLOW_UP_ORDER:
+        if not features[schema.SLOT_BY_NAME[name].index] and name not in asked:
+            return name
+    return None
+
+
+def ready_to_recommend(features: Sequence[float]) -> bool:
+    return any(features[schema.SLOT_BY_NAME[name].index] for name in RECOMMEND_AFTER)
+
+
+class ChatEngine:
+    """Answers one ChatRequest at a time. `vectorizer` follows gateway.vectorizers.base.Vectorizer."""
+
+    def __init__(self, vectorizer: base.Vectorizer, catalog: schema.Catalog = schema.DEFAULT_CATALOG):
+        self.vectorizer = vectorizer
+        # Used for reasons only (primary interest, typical price); the ranking and product
+        # ids come from the model version that answers `recommend`.
+        self.catalog = catalog
+
+    def turn(self, request: chat_pb2.ChatRequest, recommend: RecommendFn) -> chat_pb2.ChatResponse:
+        """Answer one turn.
+
+        Raises schema.InvalidText for bad text, schema.InvalidFeatures for a state whose
+        features break the contract, base.VectorizerUnavailable when the text cannot be read;
+        errors of `recommend` propagate unchanged."""
+        text = schema.validate_text(request.text)
+        previous = state_features(request.state)
+        asked = {schema.SLOTS[conversions.slot_index(s)].name for s in request.state.asked
+                 if s != common_pb2.SLOT_UNSPECIFIED}
+
+        result = self.vectorizer.vectorize(text)
+        stated = tuple(float(v) for v in result.features)
+        language = turn_language(text, result.language, request.state.language)
+        intent = intents.classify(text)
+        said_something = any(stated)
+
+        parts: list[str] = []
+        if intent is intents.Intent.RESET:
+            previous, asked = (0.0,) * schema.FEATURE_COUNT, set()
+            parts.append(replies.reset_done(language))
+        features = merge(previous, stated)
+
+        # Small talk decides the opening words; the slots in the same message still count.
+        if not said_something:
+            if intent is intents.Intent.GREETING:
+                parts.append(replies.greeting(language))
+            elif intent is intents.Intent.THANKS:
+                parts.append(replies.thanks(language))
+            elif intent is intents.Intent.NO_PREFERENCE:
+                parts.append(replies.no_preference(language))
+            elif intent is intents.Intent.OFF_TOPIC:
+                parts.append(replies.off_topic(language))
+            elif intent is intents.Intent.NONE:
+                parts.append(replies.unclear(language))
+        elif intent is intents.Intent.GREETING:
+            parts.append(replies.greeting(language))
+
+        if said_something:
+            parts.append(replies.understood(features, language))
+
+        items: list[common_pb2.RecommendedItem] = []
+        model_version = 0
+        # Recommend when this turn told us something new (or restated it) and a use or budget
+        # is known; "thanks" or off-topic text just gets a polite answer.
+        if said_something and ready_to_recommend(features):
+            response = recommend(features, request.top_k)
+            model_version = response.model_version
+            items = list(response.items)
+            if items:
+                parts.append(self._recommendation_text(items, features, language))
+
+        follow_up = None
+        # After thanks the customer is done: do not push another question on them.
+        if intent is not intents.Intent.THANKS or said_something:
+            follow_up = next_follow_up(features, asked)
+        if follow_up:
+            parts.append(replies.question(follow_up, language, int(features[schema.PURPOSE])))
+            asked.add(follow_up)
+        elif items:
+            parts.append(replies.anything_else(language))
+        elif not said_something and intent is not intents.Intent.THANKS and not ready_to_recommend(features):
+            parts.append(replies.need_more(language))
+
+        state = chat_pb2.ConversationState(
+            features=features,
+            # Contract order keeps the state stable and easy to read.
+            asked=[conversions.slot_enum(schema.SLOT_BY_NAME[name].index)
+                   for name in schema.SLOT_NAMES if name in asked],
+            turn=request.state.turn + 1,
+            language=language,
+        )
+        log.debug("chat turn=%d language=%s intent=%s stated=%d follow_up=%s items=%d",
+                  state.turn, language, intent.value, sum(1 for v in stated if v),
+                  follow_up or "-", len(items))
+        return chat_pb2.ChatResponse(
+            reply="\n".join(p for p in parts if p),
+            state=state,
+            items=items,
+            understood=conversions.slots_from_features(features),
+            follow_up=(conversions.slot_enum(schema.SLOT_BY_NAME[follow_up].index)
+                       if follow_up else common_pb2.SLOT_UNSPECIFIED),
+            model_version=model_version,
+            vectorizer=conversions.vectorizer_enum(result.vectorizer),
+        )
+
+    def _recommendation_text(self, items: Sequence[common_pb2.RecommendedItem],
+                             features: Sequence[float], language: str) -> str:
+        lines = [replies.recommendation_header(language)]
+        for position, item in enumerate(items, start=1):
+            try:
+                product = self.catalog[self.catalog.index_of(item.product_id)]
+            except KeyError:  # a model version with its own catalog: no price/interest facts
+                product = None
+            name = (item.name_ko if language == replies.KO else item.name) or item.name or item.product_id
+            lines.append(replies.recommendation_line(item.rank or position, name, item.score,
+                                                     replies.reason(product, features, language),
+                                                     language))
+        return "\n".join(lines)
