@@ -1,0 +1,98 @@
+"""Command line of the gateway.
+
+    python -m gateway serve --port 50051 --inference 127.0.0.1:8501,127.0.0.1:8502
+    python -m gateway print-prompt      # the Bedrock prompt, to paste into the console
+
+Every flag has an environment default (shown in --help) so containers and `make serve`
+configure the gateway without a wrapper script."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from gateway.vectorizers.base import NAMES
+
+LOG_FORMAT = "ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser(
+        "serve", help="run the gateway gRPC server",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    serve.add_argument("--port", type=int, default=int(_env("GATEWAY_PORT", "50051")),
+                       help="gRPC port (env GATEWAY_PORT)")
+    serve.add_argument("--host", default=_env("GATEWAY_HOST", "127.0.0.1"),
+                       help="address to listen on; 0.0.0.0 for all interfaces (env GATEWAY_HOST)")
+    serve.add_argument("--inference", default=_env("GATEWAY_INFERENCE", "127.0.0.1:8500"),
+                       help="inference server address(es) host:port[,host:port...], balanced "
+                            "round-robin (env GATEWAY_INFERENCE)")
+    serve.add_argument("--vectorizer", choices=NAMES, default=_env("VECTORIZER", "local"),
+                       help="how text becomes a vector (env VECTORIZER)")
+    serve.add_argument("--fallback", choices=("local", "none"), default=_env("GATEWAY_FALLBACK", "local"),
+                       help="when Bedrock fails: answer with the local vectorizer, or UNAVAILABLE "
+                            "(env GATEWAY_FALLBACK)")
+    serve.add_argument("--bedrock-config", default=_env("BEDROCK_CONFIG"),
+                       help="JSON file with region, flowIdentifier, flowAliasIdentifier (no "
+                            "credentials: those come from the AWS default chain) (env BEDROCK_CONFIG)")
+    serve.add_argument("--model-id", default=_env("BEDROCK_MODEL_ID"),
+                       help="Bedrock Converse model id; default amazon.nova-pro-v1:0 (env BEDROCK_MODEL_ID)")
+    serve.add_argument("--bedrock-timeout", type=float, default=float(_env("BEDROCK_TIMEOUT", "10")),
+                       help="seconds per Bedrock call (env BEDROCK_TIMEOUT)")
+    serve.add_argument("--region", default=_env("AWS_REGION"), help="AWS region (env AWS_REGION)")
+    serve.add_argument("--endpoint-url", default=_env("BEDROCK_ENDPOINT_URL"),
+                       help="override the Bedrock endpoint, e.g. a local fake (env BEDROCK_ENDPOINT_URL)")
+    serve.add_argument("--cache-size", type=int, default=int(_env("GATEWAY_CACHE_SIZE", "1024")),
+                       help="texts kept in the vectorizer LRU cache; 0 disables (env GATEWAY_CACHE_SIZE)")
+    serve.add_argument("--metrics-port", type=int, default=int(_env("GATEWAY_METRICS_PORT", "9101")),
+                       help="Prometheus /metrics port; 0 disables (env GATEWAY_METRICS_PORT)")
+    serve.add_argument("--threads", type=int, default=int(_env("GATEWAY_THREADS", "32")),
+                       help="RPC handler threads (env GATEWAY_THREADS)")
+    serve.add_argument("--grace", type=float, default=5.0,
+                       help="seconds running RPCs get to finish on SIGTERM")
+    serve.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"),
+                       help="DEBUG logs customer text; INFO and above never do (env LOG_LEVEL)")
+
+    commands.add_parser("print-prompt", help="print the Bedrock system prompt (paste it into "
+                                             "the Bedrock console's prompt / flow)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "print-prompt":
+        from gateway.vectorizers.prompt import render_prompt
+
+        sys.stdout.write(render_prompt().rstrip("\n") + "\n")
+        return 0
+
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
+    # botocore logs request details at DEBUG; keep it quiet even when we are not.
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    from gateway.forwarding import parse_addresses
+    from gateway.server import GatewayConfig, GatewayServer
+
+    try:
+        parse_addresses(args.inference)
+    except ValueError as exc:
+        build_parser().error(str(exc))
+    config = GatewayConfig(
+        inference=args.inference, port=args.port, host=args.host, vectorizer=args.vectorizer,
+        fallback=args.fallback, cache_size=args.cache_size, bedrock_config=args.bedrock_config,
+        model_id=args.model_id, bedrock_timeout_s=args.bedrock_timeout, region=args.region,
+        endpoint_url=args.endpoint_url, metrics_port=args.metrics_port, threads=args.threads,
+        grace_s=args.grace,
+    )
+    GatewayServer(config).serve_forever()
+    return 0

@@ -1,0 +1,195 @@
+"""The gateway process: gRPC server with the Vectorize, Recommend and Chat services, the
+standard health service (NOT_SERVING while no inference backend answers), server reflection,
+Prometheus metrics and a graceful stop on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+
+from gateway import metrics
+from gateway.forwarding import MAX_MESSAGE_BYTES, InferenceClient
+from gateway.servicers import ChatServicer, RecommendServicer, VectorizeServicer
+from gateway.vectorizers.base import Vectorizer
+from recommender.v1 import (
+    chat_pb2,
+    chat_pb2_grpc,
+    recommend_pb2,
+    recommend_pb2_grpc,
+    vectorize_pb2,
+    vectorize_pb2_grpc,
+)
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    vectorize_pb2.DESCRIPTOR.services_by_name["VectorizeService"].full_name,
+    recommend_pb2.DESCRIPTOR.services_by_name["RecommendService"].full_name,
+    chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name,
+)
+
+
+@dataclass
+class GatewayConfig:
+    inference: str  # "host:port[,host:port...]"
+    port: int = 50051
+    host: str = "127.0.0.1"
+    vectorizer: str = "local"
+    fallback: str = "local"
+    cache_size: int = 1024
+    bedrock_config: str | None = None
+    model_id: str | None = None
+    bedrock_timeout_s: float = 10.0
+    region: str | None = None
+    endpoint_url: str | None = None
+    metrics_port: int = 9101  # 0 = no metrics endpoint
+    threads: int = 32
+    grace_s: float = 5.0
+    health_interval_s: float = 1.0
+
+
+def build_vectorizer(config: GatewayConfig) -> Vectorizer:
+    from gateway.vectorizers.chain import build_vectorizer as build
+
+    return build(
+        config.vectorizer,
+        fallback=None if config.fallback == "none" else config.fallback,
+        cache_size=config.cache_size,
+        bedrock_config_path=config.bedrock_config,
+        model_id=config.model_id,
+        timeout_s=config.bedrock_timeout_s,
+        region=config.region,
+        endpoint_url=config.endpoint_url,
+    )
+
+
+class BackendHealthWatcher:
+    """Polls the inference backends and mirrors the answer into the gateway's own health:
+    SERVING while some backend answers SERVING, NOT_SERVING otherwise (so a load balancer
+    stops sending customers to a gateway that could only fail them)."""
+
+    def __init__(self, inference: InferenceClient, health_servicer: health.HealthServicer,
+                 interval_s: float = 1.0):
+        self.inference = inference
+        self.health_servicer = health_servicer
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._up: bool | None = None
+        self._thread = threading.Thread(target=self._run, name="backend-health", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def check_once(self) -> bool:
+        up = self.inference.backend_serving(timeout=min(1.0, self.interval_s * 2))
+        if self._stop.is_set():
+            return up
+        status = health_pb2.HealthCheckResponse.SERVING if up else health_pb2.HealthCheckResponse.NOT_SERVING
+        for service in ("", *SERVICE_NAMES):
+            self.health_servicer.set(service, status)
+        metrics.INFERENCE_UP.set(1 if up else 0)
+        if up != self._up:
+            log.log(logging.INFO if up else logging.WARNING,
+                    "event=inference_backend_%s addresses=%s", "up" if up else "down",
+                    ",".join(self.inference.addresses))
+            self._up = up
+        return up
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.check_once()
+            except Exception:  # never let the watcher die: health would freeze
+                log.exception("event=health_watch_failed")
+            self._stop.wait(self.interval_s)
+
+
+class GatewayServer:
+    def __init__(self, config: GatewayConfig, vectorizer: Vectorizer | None = None,
+                 chat_engine=None):
+        self.config = config
+        self.vectorizer = vectorizer or build_vectorizer(config)
+        if chat_engine is None:
+            from gateway.chat.dialogue import ChatEngine
+
+            chat_engine = ChatEngine(self.vectorizer)
+        self.inference = InferenceClient(config.inference)
+        self._text_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="vectorize")
+        self.server = grpc.server(
+            ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="rpc"),
+            options=[
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),  # a second gateway on the same port must fail loudly
+            ],
+        )
+        vectorize_pb2_grpc.add_VectorizeServiceServicer_to_server(
+            VectorizeServicer(self.vectorizer), self.server)
+        recommend_pb2_grpc.add_RecommendServiceServicer_to_server(
+            RecommendServicer(self.vectorizer, self.inference, self._text_pool), self.server)
+        chat_pb2_grpc.add_ChatServiceServicer_to_server(
+            ChatServicer(chat_engine, self.inference), self.server)
+        self.health = health.HealthServicer(experimental_non_blocking=True)
+        for service in ("", *SERVICE_NAMES):
+            self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
+        self.watcher = BackendHealthWatcher(self.inference, self.health, config.health_interval_s)
+        self.bound_port: int | None = None
+        self._stopped = threading.Event()
+
+    def start(self) -> int:
+        address = f"{self.config.host}:{self.config.port}"
+        self.bound_port = self.server.add_insecure_port(address)
+        if not self.bound_port:
+            raise OSError(f"cannot listen on {address}")
+        if self.config.metrics_port:
+            start_http_server(self.config.metrics_port, addr=self.config.host)
+        self.server.start()
+        self.watcher.start()
+        log.info("event=gateway_started address=%s:%d inference=%s vectorizer=%s fallback=%s "
+                 "metrics_port=%s", self.config.host, self.bound_port, self.inference.target,
+                 self.config.vectorizer, self.config.fallback, self.config.metrics_port or "off")
+        return self.bound_port
+
+    def stop(self, grace_s: float | None = None) -> None:
+        """Stop taking new RPCs, let running ones finish within the grace period, close."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        grace = self.config.grace_s if grace_s is None else grace_s
+        log.info("event=gateway_stopping grace_s=%s", grace)
+        self.watcher.stop()
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+        self.inference.close()
+        self._text_pool.shutdown(wait=False, cancel_futures=True)
+        log.info("event=gateway_stopped")
+
+    def serve_forever(self) -> None:
+        """Run until SIGTERM or SIGINT, then stop gracefully."""
+        done = threading.Event()
+
+        def on_signal(signum, _frame):
+            log.info("event=signal signal=%s", signal.Signals(signum).name)
+            done.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        self.start()
+        while not done.wait(1.0):
+            pass
+        self.stop()
