@@ -94,5 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         endpoint_url=args.endpoint_url, metrics_port=args.metrics_port, threads=args.threads,
         grace_s=args.grace,
     )
-    GatewayServer(config).serve_forever()
+    try:
+        server = GatewayServer(config)
+    except ValueError as exc:  # a bad flag combination, e.g. bedrock-flow without --bedrock-config
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    server.serve_forever()
     return 0

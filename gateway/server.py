@@ -17,7 +17,7 @@ from prometheus_client import start_http_server
 
 from gateway import metrics
 from gateway.forwarding import MAX_MESSAGE_BYTES, InferenceClient
-from gateway.servicers import ChatServicer, RecommendServicer, VectorizeServicer
+from gateway.servicers import ChatServicer, CountingVectorizer, RecommendServicer, VectorizeServicer
 from gateway.vectorizers.base import Vectorizer
 from recommender.v1 import (
     chat_pb2,
@@ -120,7 +120,7 @@ class GatewayServer:
     def __init__(self, config: GatewayConfig, vectorizer: Vectorizer | None = None,
                  chat_engine=None):
         self.config = config
-        self.vectorizer = vectorizer or build_vectorizer(config)
+        self.vectorizer = CountingVectorizer(vectorizer or build_vectorizer(config))
         if chat_engine is None:
             from gateway.chat.dialogue import ChatEngine
 

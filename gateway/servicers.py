@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH_ROWS = 10_000
 MAX_BATCH_TEXTS = 1_000
+NO_DEADLINE_S = 86_400.0
 
 
 class _Abort(Exception):
@@ -118,14 +119,30 @@ def _is_abort(context: grpc.ServicerContext) -> bool:
 
 
 def _timeout(context: grpc.ServicerContext) -> float | None:
-    """Time left on the caller's deadline, handed to the next hop (None: no deadline)."""
-    return context.time_remaining()
+    """Time left on the caller's deadline, handed to the next hop (None: no deadline).
+
+    Without a client deadline gRPC reports the time left to an "infinite future" of ~2^63 ns,
+    which overflows if passed on as a timeout: anything beyond a day means no deadline."""
+    remaining = context.time_remaining()
+    return None if remaining is None or remaining > NO_DEADLINE_S else remaining
 
 
 def _vectorize(vectorizer: Vectorizer, text: str) -> VectorizeResult:
-    result = vectorizer.vectorize(schema.validate_text(text))
-    metrics.VECTORIZED.labels(result.vectorizer).inc()
-    return result
+    return vectorizer.vectorize(schema.validate_text(text))
+
+
+class CountingVectorizer:
+    """The served vectorizer, counting every text by the vectorizer that answered (so the
+    chat engine's turns are counted like Vectorize and Recommend calls)."""
+
+    def __init__(self, inner: Vectorizer):
+        self.inner = inner
+        self.name = inner.name
+
+    def vectorize(self, text: str) -> VectorizeResult:
+        result = self.inner.vectorize(text)
+        metrics.VECTORIZED.labels(result.vectorizer).inc()
+        return result
 
 
 # --------------------------------------------------------------------------- Vectorize
@@ -165,10 +182,12 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
     @unary("Recommend")
     def Recommend(self, request, context):
         has_features, has_text = len(request.features) > 0, bool(request.text)
-        if has_features == has_text:
+        if has_features and has_text:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                         "set exactly one of features (6 floats) and text, "
-                         f"got {'both' if has_features else 'neither'}")
+                         "set exactly one of features (6 floats) and text, got both")
+        if not has_features and not has_text:  # proto3 cannot tell empty text from no text
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                         "text must not be empty (or send features: 6 floats instead)")
         schema.resolve_top_k(request.top_k)
         vectorizer = ""
         if has_text:
