@@ -1,0 +1,365 @@
+"""The gateway as a real process in front of a real inference server (trained model from the
+session fixture): every RPC end to end, bad input, health, reflection, metrics, deadlines,
+an unreachable backend, and a graceful stop."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from recommender import schema
+from recommender.v1 import (
+    chat_pb2,
+    chat_pb2_grpc,
+    common_pb2,
+    recommend_pb2,
+    recommend_pb2_grpc,
+    vectorize_pb2,
+    vectorize_pb2_grpc,
+)
+from tests.support import PYTHON, ROOT, ServerProcess, free_port, wait_for_health
+
+pytestmark = pytest.mark.slow
+
+KOREAN = "저는 30대 여성인데 제가 운동할 때 쓸 거 추천해 주세요. 예산은 30만원이에요"
+ENGLISH = "A gift for my dad, he is in his sixties and has back pain, up to 300,000 won"
+
+
+def start_gateway(tmp_path, inference: str, name: str = "gateway", extra: list[str] | None = None):
+    port, metrics_port = free_port(), free_port()
+    process = ServerProcess(
+        [PYTHON, "-m", "gateway", "serve", "--port", str(port), "--inference", inference,
+         "--metrics-port", str(metrics_port), *(extra or [])],
+        tmp_path / f"{name}.log",
+    ).start()
+    return process, port, metrics_port
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, trained_models_dir):
+    """inference (1 worker) + gateway, both real processes, stopped after the module."""
+    logs = tmp_path_factory.mktemp("gateway_stack")
+    inference_port = free_port()
+    inference = ServerProcess(
+        [PYTHON, "-m", "inference", "--models-dir", str(trained_models_dir), "--port", str(inference_port),
+         "--workers", "1", "--metrics-port", "0"],
+        logs / "inference.log",
+    ).start()
+    gateway = None
+    try:
+        wait_for_health(f"127.0.0.1:{inference_port}", timeout=180, process=inference.process)
+        gateway, port, metrics_port = start_gateway(logs, f"127.0.0.1:{inference_port + 1}")
+        wait_for_health(f"127.0.0.1:{port}", timeout=60, process=gateway.process)
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        yield {"channel": channel, "port": port, "metrics_port": metrics_port,
+               "inference_port": inference_port, "gateway": gateway, "inference": inference}
+        channel.close()
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        inference.stop()
+
+
+@pytest.fixture
+def recommend(stack):
+    return recommend_pb2_grpc.RecommendServiceStub(stack["channel"])
+
+
+def vectorize(stack, text: str) -> vectorize_pb2.VectorizeResponse:
+    stub = vectorize_pb2_grpc.VectorizeServiceStub(stack["channel"])
+    return stub.Vectorize(vectorize_pb2.VectorizeRequest(text=text), timeout=10)
+
+
+def test_vectorize_reads_korean_text(stack):
+    reply = vectorize(stack, KOREAN)
+    assert list(reply.features)[:4] == [35, 1, 300_000, 2]
+    assert reply.slots.gender == common_pb2.GENDER_FEMALE
+    assert reply.slots.interest == common_pb2.INTEREST_FITNESS
+    assert common_pb2.SLOT_SEASON in reply.unstated_slots
+    assert common_pb2.SLOT_AGE not in reply.unstated_slots
+    assert reply.vectorizer == common_pb2.VECTORIZER_LOCAL
+    assert reply.language == "ko"
+
+
+def test_recommend_with_features_forwards_the_vector(recommend):
+    features = [35, 1, 300_000, 2, 1, 0]
+    reply = recommend.Recommend(recommend_pb2.RecommendRequest(features=features, top_k=4), timeout=10)
+    assert reply.model_version == 1
+    assert len(reply.items) == 4
+    assert [item.rank for item in reply.items] == [1, 2, 3, 4]
+    assert all(item.product_id in schema.DEFAULT_CATALOG.product_ids for item in reply.items)
+    scores = [item.score for item in reply.items]
+    assert scores == sorted(scores, reverse=True)
+    assert list(reply.features) == features
+    assert reply.slots.budget == 300_000
+    assert reply.vectorizer == common_pb2.VECTORIZER_UNSPECIFIED
+
+
+def test_recommend_with_text_vectorizes_then_scores(stack, recommend):
+    reply = recommend.Recommend(recommend_pb2.RecommendRequest(text=ENGLISH), timeout=10)
+    expected = list(vectorize(stack, ENGLISH).features)
+    assert list(reply.features) == expected
+    assert reply.vectorizer == common_pb2.VECTORIZER_LOCAL
+    assert len(reply.items) == schema.DEFAULT_TOP_K
+    # Same vector sent as features gives the same ranking: the text path adds nothing else.
+    direct = recommend.Recommend(recommend_pb2.RecommendRequest(features=expected), timeout=10)
+    assert [i.product_id for i in reply.items] == [i.product_id for i in direct.items]
+
+
+def test_batch_of_vectors_reports_bad_rows_by_index(recommend):
+    rows = [[35, 1, 300_000, 2, 1, 0], [25, 2, -5, 5, 1, 4], [0, 0, 0, 0, 0, 0]]
+    reply = recommend.RecommendBatch(
+        recommend_pb2.RecommendBatchRequest(features=[v for r in rows for v in r], top_k=2), timeout=10)
+    assert (reply.rows, reply.top_k) == (3, 2)
+    assert [e.row for e in reply.errors] == [1]
+    assert "budget" in reply.errors[0].message
+    assert list(reply.product_indices[2:4]) == [-1, -1]
+    assert all(0 <= i < len(reply.product_ids) for i in reply.product_indices[:2])
+
+
+def test_batch_of_texts_is_one_forward_with_row_errors_remapped(stack, recommend):
+    texts = [KOREAN, "", ENGLISH, "x" * 2001, "안녕하세요"]
+    reply = recommend.RecommendBatch(recommend_pb2.RecommendBatchRequest(texts=texts, top_k=3), timeout=20)
+    assert reply.rows == 5 and reply.top_k == 3
+    assert reply.vectorizer == common_pb2.VECTORIZER_LOCAL
+    assert [e.row for e in reply.errors] == [1, 3]
+    assert "empty" in reply.errors[0].message and "2000" in reply.errors[1].message
+    indices = list(reply.product_indices)
+    for row, text in enumerate(texts):
+        got = indices[row * 3:(row + 1) * 3]
+        if row in (1, 3):
+            assert got == [-1, -1, -1]
+            assert list(reply.features[row * 6:(row + 1) * 6]) == [0] * 6
+            continue
+        single = recommend.Recommend(recommend_pb2.RecommendRequest(text=text), timeout=10)
+        assert [reply.product_ids[i] for i in got] == [item.product_id for item in single.items]
+        assert list(reply.features[row * 6:(row + 1) * 6]) == list(single.features)
+
+
+def test_stream_answers_each_message_in_order(recommend):
+    messages = [
+        recommend_pb2.RecommendBatchRequest(features=[35, 1, 300_000, 2, 1, 0] * 3),
+        recommend_pb2.RecommendBatchRequest(texts=[KOREAN, ""]),
+        recommend_pb2.RecommendBatchRequest(texts=[" "]),  # nothing valid: answered by the gateway
+        recommend_pb2.RecommendBatchRequest(texts=[ENGLISH], top_k=5),
+    ]
+    replies = list(recommend.RecommendStream(iter(messages), timeout=30))
+    assert [r.rows for r in replies] == [3, 2, 1, 1]
+    assert [r.top_k for r in replies] == [3, 3, 3, 5]
+    assert [[e.row for e in r.errors] for r in replies] == [[], [1], [0], []]
+    assert replies[1].vectorizer == common_pb2.VECTORIZER_LOCAL
+    assert list(replies[2].product_indices) == [-1, -1, -1]
+    assert min(replies[3].product_indices) >= 0
+
+
+def test_stream_with_a_malformed_message_ends_with_invalid_argument(recommend):
+    messages = [recommend_pb2.RecommendBatchRequest(features=[0] * 6),
+                recommend_pb2.RecommendBatchRequest(features=[0] * 5)]
+    got = []
+    with pytest.raises(grpc.RpcError) as raised:
+        for reply in recommend.RecommendStream(iter(messages), timeout=30):
+            got.append(reply)
+    assert len(got) == 1  # the good message before it was still answered
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "stream message 1" in raised.value.details() and "N*6" in raised.value.details()
+
+
+@pytest.mark.parametrize(("request_", "phrase"), [
+    (recommend_pb2.RecommendRequest(text=""), "text must not be empty"),
+    (recommend_pb2.RecommendRequest(text="   "), "text must not be empty"),
+    (recommend_pb2.RecommendRequest(text="가" * 2001), "at most 2000 characters"),
+    (recommend_pb2.RecommendRequest(features=[35, 1, -5, 2, 1, 0]), "features[2] budget"),
+    (recommend_pb2.RecommendRequest(features=[35, 3, 0, 2, 1, 0]), "features[1] gender"),
+    (recommend_pb2.RecommendRequest(features=[35, 1, 0]), "exactly 6 values"),
+    (recommend_pb2.RecommendRequest(features=[float("nan"), 1, 0, 2, 1, 0]), "finite"),
+    (recommend_pb2.RecommendRequest(features=[35, 1, 0, 2, 1, 0], top_k=1000), "top_k"),
+    (recommend_pb2.RecommendRequest(features=[35, 1, 0, 2, 1, 0], top_k=-1), "top_k"),
+    (recommend_pb2.RecommendRequest(features=[35, 1, 0, 2, 1, 0], text="hi"), "exactly one"),
+])
+def test_bad_recommend_input_is_invalid_argument_naming_the_problem(recommend, request_, phrase):
+    with pytest.raises(grpc.RpcError) as raised:
+        recommend.Recommend(request_, timeout=10)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert phrase in raised.value.details()
+
+
+@pytest.mark.parametrize(("request_", "phrase"), [
+    (recommend_pb2.RecommendBatchRequest(features=[0] * 7), "N*6"),
+    (recommend_pb2.RecommendBatchRequest(texts=["a"], top_k=11), "top_k"),
+    (recommend_pb2.RecommendBatchRequest(texts=["a"] * 1001), "at most 1000 texts"),
+    (recommend_pb2.RecommendBatchRequest(), "exactly one of features"),
+])
+def test_bad_batch_input_is_invalid_argument(recommend, request_, phrase):
+    with pytest.raises(grpc.RpcError) as raised:
+        recommend.RecommendBatch(request_, timeout=10)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert phrase in raised.value.details()
+
+
+def test_vectorize_rejects_empty_and_long_text(stack):
+    for text, phrase in (("", "empty"), ("a" * 2001, "2000")):
+        with pytest.raises(grpc.RpcError) as raised:
+            vectorize(stack, text)
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert phrase in raised.value.details()
+
+
+def test_chat_turn_through_the_gateway_recommends(stack):
+    stub = chat_pb2_grpc.ChatServiceStub(stack["channel"])
+    reply = stub.Chat(chat_pb2.ChatRequest(text=KOREAN), timeout=10)
+    assert reply.reply
+    assert reply.items and reply.model_version == 1
+    assert reply.state.turn == 1 and list(reply.state.features)[:4] == [35, 1, 300_000, 2]
+    assert reply.vectorizer == common_pb2.VECTORIZER_LOCAL
+
+
+def test_health_and_reflection(stack):
+    channel = stack["channel"]
+    health = health_pb2_grpc.HealthStub(channel)
+    for service in ("", "recommender.v1.RecommendService", "recommender.v1.ChatService"):
+        reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+    answer = next(reflection.ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5))
+    names = {s.name for s in answer.list_services_response.service}
+    assert {"recommender.v1.VectorizeService", "recommender.v1.RecommendService",
+            "recommender.v1.ChatService", "grpc.health.v1.Health"} <= names
+
+
+def test_metrics_count_rpcs_and_vectorizers(stack, recommend):
+    recommend.Recommend(recommend_pb2.RecommendRequest(text=KOREAN), timeout=10)
+    with pytest.raises(grpc.RpcError):
+        recommend.Recommend(recommend_pb2.RecommendRequest(text=""), timeout=10)
+    url = f"http://127.0.0.1:{stack['metrics_port']}/metrics"
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    assert 'gateway_rpcs_total{code="OK",method="Recommend"}' in text
+    assert 'gateway_rpcs_total{code="INVALID_ARGUMENT",method="Recommend"}' in text
+    assert 'gateway_vectorized_total{vectorizer="local"}' in text
+    assert "gateway_rpc_latency_seconds_bucket" in text
+    assert "gateway_inference_backend_up 1.0" in text
+
+
+def test_customer_text_stays_out_of_info_logs(stack, recommend):
+    secret = "비밀스러운 문장 30대 여성 운동"
+    recommend.Recommend(recommend_pb2.RecommendRequest(text=secret), timeout=10)
+    chat_pb2_grpc.ChatServiceStub(stack["channel"]).Chat(chat_pb2.ChatRequest(text=secret), timeout=10)
+    assert "비밀스러운" not in stack["gateway"].log()
+
+
+# ------------------------------------------------------------------ backend down / slow
+
+
+def test_inference_down_is_unavailable_fast_and_health_not_serving(tmp_path):
+    dead = free_port()  # nothing listens here
+    gateway, port, _ = start_gateway(tmp_path, f"127.0.0.1:{dead}", name="gateway-down")
+    try:
+        target = f"127.0.0.1:{port}"
+        with grpc.insecure_channel(target) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            # the process is up when Check answers at all; it must say NOT_SERVING
+            status = None
+            for _ in range(100):
+                try:
+                    status = health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                    break
+                except grpc.RpcError:
+                    time.sleep(0.1)
+            assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+            stub = recommend_pb2_grpc.RecommendServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as raised:
+                # a generous deadline: failing fast means failing long before it
+                stub.Recommend(recommend_pb2.RecommendRequest(features=[35, 1, 0, 2, 1, 0]), timeout=30)
+            assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "inference server unavailable" in raised.value.details()
+            assert f"127.0.0.1:{dead}" in raised.value.details()
+            # bad input is still answered as such without a backend
+            with pytest.raises(grpc.RpcError) as raised:
+                stub.Recommend(recommend_pb2.RecommendRequest(text=""), timeout=30)
+            assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    finally:
+        gateway.stop()
+
+
+class Blackhole:
+    """A TCP listener that accepts connections and never speaks HTTP/2: a hung backend."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+
+    def close(self):
+        self.sock.close()
+        for conn in self.conns:
+            conn.close()
+
+
+def test_client_deadline_is_propagated_to_the_backend_call(tmp_path):
+    """With a hung backend, the gateway's own call must end when the client's deadline does
+    (its default without a client deadline is 30 s): the DEADLINE_EXCEEDED shows up in the
+    gateway's metrics right after the client gave up."""
+    hole = Blackhole()
+    gateway, port, metrics_port = start_gateway(tmp_path, f"127.0.0.1:{hole.port}", name="gateway-slow")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=30)
+            stub = recommend_pb2_grpc.RecommendServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as raised:
+                stub.Recommend(recommend_pb2.RecommendRequest(features=[35, 1, 0, 2, 1, 0]), timeout=1.5)
+            assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        wanted = 'gateway_rpcs_total{code="DEADLINE_EXCEEDED",method="Recommend"} 1.0'
+        text = ""
+        for _ in range(50):  # up to ~5 s, far below the 30 s a lost deadline would take
+            text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+            if wanted in text:
+                break
+            time.sleep(0.1)
+        assert wanted in text
+    finally:
+        gateway.stop()
+        hole.close()
+
+
+def test_sigterm_stops_the_gateway_gracefully(tmp_path):
+    gateway, port, _ = start_gateway(tmp_path, f"127.0.0.1:{free_port()}", name="gateway-term")
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        grpc.channel_ready_future(channel).result(timeout=30)
+    assert gateway.stop() == 0
+    assert "event=gateway_stopped" in gateway.log()
+
+
+def test_print_prompt_prints_the_bedrock_prompt():
+    out = subprocess.run([PYTHON, "-m", "gateway", "print-prompt"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    assert len(out) > 200
+    for slot in schema.SLOT_NAMES:
+        assert slot in out
+
+
+def test_gateway_never_imports_tensorflow():
+    code = ("import sys, gateway.server, gateway.cli, clients.stack; "
+            "print('tensorflow' in sys.modules)")
+    out = subprocess.run([PYTHON, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60, check=True).stdout.strip()
+    assert out == "False"
