@@ -1,0 +1,77 @@
+"""Dynamic batching of single-vector requests inside one worker's event loop.
+
+Handlers `await batcher.submit(model, row)`. The first row of a batch schedules a flush:
+right after the current loop iteration (timeout 0: everything that arrived in the same
+burst of network reads is gathered, a lone request waits for nobody) or after
+`timeout_s`. A flush runs ONE model call per model version for up to `max_batch_size`
+rows and resolves every waiting future with its row of probabilities.
+
+Model calls run on the loop thread: with the TFLite backend a call costs microseconds,
+less than a hop to a thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import numpy as np
+
+from recommender.schema import FEATURE_COUNT
+
+
+class DynamicBatcher:
+    def __init__(self, max_batch_size: int = 256, timeout_s: float = 0.0,
+                 on_batch: Callable[[int], None] | None = None):
+        if max_batch_size < 1:
+            raise ValueError("max_batch_size must be at least 1")
+        self.max_batch_size = max_batch_size
+        self.timeout_s = timeout_s
+        self.on_batch = on_batch  # metrics hook: called with each model call's row count
+        self._pending: list[tuple[object, tuple[float, ...], asyncio.Future]] = []
+        self._scheduled: asyncio.Handle | asyncio.TimerHandle | None = None
+
+    def submit(self, model, row) -> asyncio.Future:
+        """Queue one validated 6-float row for `model` (anything with .predict); the future
+        resolves to its probabilities (float32[classes])."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.append((model, row, future))
+        if len(self._pending) >= self.max_batch_size:
+            self._flush()
+        elif self._scheduled is None:
+            if self.timeout_s > 0:
+                self._scheduled = loop.call_later(self.timeout_s, self._flush)
+            else:
+                self._scheduled = loop.call_soon(self._flush)
+        return future
+
+    def _flush(self) -> None:
+        if self._scheduled is not None:
+            self._scheduled.cancel()
+            self._scheduled = None
+        while self._pending:
+            batch = self._pending[: self.max_batch_size]
+            del self._pending[: self.max_batch_size]
+            self._run(batch)
+
+    def _run(self, batch) -> None:
+        # Almost always one model; during a hot swap rows may target two versions.
+        by_model: dict[int, list] = {}
+        for item in batch:
+            by_model.setdefault(id(item[0]), []).append(item)
+        for items in by_model.values():
+            model = items[0][0]
+            matrix = np.array([row for _, row, _ in items], dtype=np.float32).reshape(-1, FEATURE_COUNT)
+            try:
+                probabilities = model.predict(matrix)
+            except Exception as exc:  # a model failure fails these requests, not the worker
+                for _, _, future in items:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            if self.on_batch is not None:
+                self.on_batch(len(items))
+            for (_, _, future), probs in zip(items, probabilities, strict=True):
+                if not future.done():  # the caller may have been cancelled
+                    future.set_result(probs)

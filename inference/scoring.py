@@ -1,0 +1,61 @@
+"""Plain-Python (numpy) domain logic of the serving path: parse, validate, rank.
+
+No gRPC here, so it is unit-testable; the servicer maps the exceptions to status codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from recommender.schema import FEATURE_COUNT, InvalidFeatures, validate_matrix
+
+
+class InvalidRequest(ValueError):
+    """The request as a whole is unusable (INVALID_ARGUMENT)."""
+
+
+def rank(probabilities: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best-first class indices and their scores, (N, top_k) each. Ties keep class order."""
+    probabilities = np.asarray(probabilities, dtype=np.float32)
+    order = np.argsort(-probabilities, axis=-1, kind="stable")[..., :top_k]
+    return order.astype(np.int32), np.take_along_axis(probabilities, order, axis=-1)
+
+
+def batch_matrix(flat: np.ndarray, max_rows: int) -> np.ndarray:
+    """The flat N*6 features of a batch message as an (N, 6) float32 matrix."""
+    if flat.size == 0:
+        raise InvalidRequest(f"features is empty: send N*{FEATURE_COUNT} floats for N customers (1 to {max_rows:,})")
+    if flat.size % FEATURE_COUNT:
+        raise InvalidRequest(
+            f"features has {flat.size} values, not a multiple of {FEATURE_COUNT}: "
+            f"send N*{FEATURE_COUNT} floats, customer i at [{FEATURE_COUNT}i, {FEATURE_COUNT}i+{FEATURE_COUNT})"
+        )
+    rows = flat.size // FEATURE_COUNT
+    if rows > max_rows:
+        raise InvalidRequest(f"batch has {rows:,} rows; the cap is {max_rows:,} rows per message: split it")
+    return flat.reshape(rows, FEATURE_COUNT)
+
+
+@dataclass
+class BatchResult:
+    indices: np.ndarray  # (N, k) int32, -1 for invalid rows
+    scores: np.ndarray  # (N, k) float32, 0 for invalid rows
+    errors: list[InvalidFeatures]
+
+
+def score_batch(predict, matrix: np.ndarray, top_k: int) -> BatchResult:
+    """Score the valid rows in ONE model call; invalid rows get -1/0 and an error each."""
+    errors = validate_matrix(matrix)
+    rows = matrix.shape[0]
+    if not errors:
+        indices, scores = rank(predict(matrix), top_k)
+        return BatchResult(indices, scores, errors)
+    indices = np.full((rows, top_k), -1, dtype=np.int32)
+    scores = np.zeros((rows, top_k), dtype=np.float32)
+    valid = np.ones(rows, dtype=bool)
+    valid[[e.row for e in errors]] = False
+    if valid.any():
+        indices[valid], scores[valid] = rank(predict(np.ascontiguousarray(matrix[valid])), top_k)
+    return BatchResult(indices, scores, errors)

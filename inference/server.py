@@ -1,0 +1,125 @@
+"""One inference worker: a grpc.aio server on the shared port (SO_REUSEPORT) and on its
+own port, with health, reflection, model polling and a graceful SIGTERM.
+
+Health is NOT_SERVING until a version is loaded and warmed up. Model loading runs in a
+thread so the event loop keeps answering while a new version loads; installing it is an
+atomic swap in the ModelManager, so no request is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from inference.batching import DynamicBatcher
+from inference.config import ServerConfig
+from inference.manager import ModelManager
+from inference.metrics import WorkerMetrics
+from inference.repository import VersionSource
+from inference.servicer import RecommendServicer
+from recommender.v1 import recommend_pb2, recommend_pb2_grpc
+
+log = logging.getLogger("inference.server")
+
+SERVICE_NAME = recommend_pb2.DESCRIPTOR.services_by_name["RecommendService"].full_name
+KEEP_VERSIONS = 2
+
+
+class ModelPoller:
+    """Loads new versions from the source into the manager (blocking; run in a thread)."""
+
+    def __init__(self, config: ServerConfig, manager: ModelManager, metrics: WorkerMetrics, worker: int):
+        self.config = config
+        self.manager = manager
+        self.metrics = metrics
+        self.worker = worker
+        self.source = VersionSource(config.models_dir)
+
+    def poll_once(self) -> list[int]:
+        from inference.loader import ModelLoadError, load_version  # TensorFlow import
+
+        installed = []
+        for version in self.source.candidates(set(self.manager.versions()), keep=KEEP_VERSIONS):
+            try:
+                model = load_version(self.source.version_dir(version), version, self.config.backend,
+                                     max_rows=self.config.max_batch_rows)
+            except ModelLoadError as exc:
+                self.source.mark_failed(version)
+                self.metrics.load_failed()
+                log.error("event=model_load_failed worker=%d version=%d reason=%r; keeping versions %s",
+                          self.worker, version, str(exc), self.manager.versions())
+                continue
+            dropped = self.manager.install(model)
+            self.metrics.model_loaded(max(self.manager.versions()))
+            installed.append(version)
+            log.info("event=model_loaded worker=%d version=%d backend=%s seconds=%.2f serving=%s unloaded=%s",
+                     self.worker, version, model.backend, model.load_seconds, self.manager.versions(), dropped)
+        return installed
+
+
+async def serve_worker(config: ServerConfig, worker: int) -> None:
+    metrics = WorkerMetrics(worker)
+    manager: ModelManager = ModelManager(keep=KEEP_VERSIONS)
+    batcher = DynamicBatcher(config.max_batch_size, config.batch_timeout_ms / 1000.0,
+                             on_batch=metrics.observe_batch)
+    server = grpc.aio.server(options=[
+        ("grpc.so_reuseport", 1),
+        ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+        ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ])
+    recommend_pb2_grpc.add_RecommendServiceServicer_to_server(
+        RecommendServicer(manager, batcher, metrics, config.max_batch_rows), server)
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server)
+    for service in ("", SERVICE_NAME):
+        await health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    own_port = config.worker_port(worker)
+    for port in (config.port, own_port):
+        if server.add_insecure_port(f"{config.host}:{port}") == 0:
+            raise OSError(f"cannot listen on {config.host}:{port}")
+    await server.start()
+    log.info("event=worker_listening worker=%d shared_port=%d own_port=%d", worker, config.port, own_port)
+
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+
+    poller = ModelPoller(config, manager, metrics, worker)
+
+    async def poll_forever():
+        while not stopping.is_set():
+            try:
+                await loop.run_in_executor(None, poller.poll_once)
+            except Exception:  # a bad folder must not stop polling
+                log.exception("event=poll_error worker=%d", worker)
+            if manager.ready:
+                for service in ("", SERVICE_NAME):
+                    await health.set(service, health_pb2.HealthCheckResponse.SERVING)
+            try:
+                await asyncio.wait_for(stopping.wait(), config.poll_interval_s)
+            except TimeoutError:
+                pass
+
+    polling = asyncio.create_task(poll_forever())
+    await stopping.wait()
+    log.info("event=draining worker=%d grace_s=%.1f", worker, config.drain_timeout_s)
+    await health.enter_graceful_shutdown()
+    # stop() refuses new RPCs at once and lets in-flight ones finish within the grace.
+    await server.stop(config.drain_timeout_s)
+    polling.cancel()
+    log.info("event=worker_stopped worker=%d", worker)
+
+
+def run_worker(config: ServerConfig, worker: int) -> None:
+    asyncio.run(serve_worker(config, worker))
