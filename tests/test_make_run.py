@@ -1,0 +1,89 @@
+"""`make run` as a user meets it: no model yet, one command trains it, starts the inference
+server and the gateway, opens the chat; a scripted conversation on stdin (one Korean turn,
+one English turn, then /quit) gets answers; leaving the chat stops everything it started.
+
+Runs `python -m clients.stack run` (what `make run` calls after `make setup`) so the test does
+not reinstall the virtualenv."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from recommender import model_repository, schema
+from tests.support import PYTHON, ROOT, free_port
+
+pytestmark = pytest.mark.slow
+
+CHAT_MODULE = ROOT / "clients" / "chat.py"
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def processes_mentioning(marker: str) -> list[str]:
+    """Command lines of live processes that contain `marker` (a path unique to this test)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline and str(os.getpid()) != entry.name:
+            found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+@pytest.mark.skipif(not CHAT_MODULE.exists(), reason="clients/chat.py (the interactive chat) does not exist yet")
+def test_run_trains_serves_chats_and_stops_everything(tmp_path, purchases_csv):
+    models = tmp_path / "fresh-models"  # a fresh clone has no model
+    inference_port = free_port()
+    gateway_port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "INFERENCE_PORT": str(inference_port),
+        "GATEWAY_PORT": str(gateway_port),
+        "METRICS_PORT": str(free_port()),
+        "GATEWAY_METRICS_PORT": str(free_port()),
+        "MODELS_DIR": str(models),
+        "DATA": str(purchases_csv),
+        "WORKERS": "1",
+        "VECTORIZER": "local",
+        "LOG_DIR": str(tmp_path / "logs"),
+    }
+    script = (
+        "저는 30대 여성인데 운동할 때 쓸 거 찾아요. 예산은 30만원이에요\n"
+        "Actually it's a gift for my dad who loves gaming, up to 500,000 won\n"
+        "/quit\n"
+    )
+    result = subprocess.run(
+        [PYTHON, "-m", "clients.stack", "run"], cwd=ROOT, env=env, input=script,
+        capture_output=True, text=True, timeout=600,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert model_repository.latest_version(models) == 1, "the default model was not trained"
+    # the bot answered both turns with products from the catalog, in both languages
+    assert any(p.name_ko in result.stdout for p in schema.DEFAULT_CATALOG), result.stdout
+    assert any(p.name_en in result.stdout for p in schema.DEFAULT_CATALOG), result.stdout
+    assert "[stack] stopped" in result.stderr
+    # everything it started is gone and the ports are free again
+    assert processes_mentioning(str(models)) == []  # trainer, inference supervisor and workers
+    assert processes_mentioning(f"--port {gateway_port}") == []  # the gateway
+    for port in (inference_port, inference_port + 1, gateway_port):
+        assert port_is_free(port), f"port {port} still in use after the chat ended"
+    logs = (tmp_path / "logs" / "gateway.log").read_text()
+    assert "event=gateway_stopped" in logs
