@@ -256,8 +256,10 @@ def prepare_resume(output: Path, header: list[str]) -> int:
 
 def run_job(target: str, input_path: str | os.PathLike, output_path: str | os.PathLike, *,
             id_column: str | None = None, top_k: int = 3, chunk_rows: int = 1000, max_in_flight: int = 4,
-            resume: bool = False, timeout: float = 5.0, tls: bool = False, progress: bool = True) -> JobSummary:
-    """Run the job; `id_column=None` uses `id` when present, else the row position."""
+            resume: bool = False, timeout: float = 5.0, tls: bool = False, progress: bool = True,
+            rate_limit: float = 0.0) -> JobSummary:
+    """Run the job; `id_column=None` uses `id` when present, else the row position.
+    `rate_limit` > 0 caps the rows sent per second (to share a server politely)."""
     input_path, output = Path(input_path), Path(output_path)
     if not input_path.is_file():
         raise InputError(f"input {input_path} does not exist")
@@ -292,12 +294,18 @@ def run_job(target: str, input_path: str | os.PathLike, output_path: str | os.Pa
     def requests() -> Iterator[recommend_pb2.RecommendBatchRequest]:
         # Runs on gRPC's sending thread; blocking here is what bounds the in-flight chunks.
         row = done
+        sent_since_start = 0
         try:
             for frame in read_chunks(input_path, needed, chunk_rows, done, dtypes):
                 if not len(frame):
                     continue
                 chunk = make_chunk(frame, id_column=id_column, first_row=row, use_text=use_text, top_k=k)
                 row += len(frame)
+                if rate_limit > 0:  # sleep until this chunk's share of the time budget is due
+                    delay = started + sent_since_start / rate_limit - time.perf_counter()
+                    if delay > 0 and stop.wait(delay):
+                        return
+                sent_since_start += len(frame)
                 while not slots.acquire(timeout=0.2):
                     if stop.is_set():
                         return
@@ -363,6 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted job's output")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the server to connect")
     parser.add_argument("--tls", action="store_true", help="use TLS (system root certificates)")
+    parser.add_argument("--rate-limit", type=float, default=0.0,
+                        help="most rows per second to send (0: as fast as the server answers)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -372,7 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = run_job(args.target, args.input, args.output, id_column=args.id_column, top_k=args.top_k,
                           chunk_rows=args.chunk_rows, max_in_flight=args.max_in_flight, resume=args.resume,
-                          timeout=args.timeout, tls=args.tls, progress=not args.quiet)
+                          timeout=args.timeout, tls=args.tls, progress=not args.quiet,
+                          rate_limit=args.rate_limit)
     except (InputError, ValueError) as exc:
         print(f"batch: {exc}", file=sys.stderr)
         return 2
