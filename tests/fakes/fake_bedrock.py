@@ -195,6 +195,22 @@ def slow(seconds: float, then: Reply | None = None) -> Reply:
     return Reply(inner.build, delay_s=seconds, label=f"slow {seconds}s")
 
 
+def isolate_aws_env(monkeypatch, tmp_path) -> None:
+    """No AWS credentials or profile from the machine running the tests: credential
+    variables removed, config/credentials files pointed at an empty file, instance metadata
+    disabled. Tests then set dummy keys (or none, for the no-credentials case)."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                 "AWS_DEFAULT_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                 "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
+                 "AWS_BEARER_TOKEN_BEDROCK"):
+        monkeypatch.delenv(name, raising=False)
+    empty = tmp_path / "empty-aws-file"
+    empty.write_text("")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
 # --------------------------------------------------------------------------- the server
 
 

@@ -36,6 +36,7 @@ from tests.fakes.fake_bedrock import (
     flow_completion_frame,
     flow_frames,
     flow_output_frame,
+    isolate_aws_env,
     server_error,
     slow,
     text,
@@ -49,29 +50,16 @@ GIFT_VECTOR = (55.0, 1.0, 300000.0, 10.0, 2.0, 4.0)
 MESSAGE = "50대 중반 엄마 크리스마스 선물로 30만원 이하 안마기 추천해줘"
 
 
-def _isolate_aws(monkeypatch, tmp_path) -> None:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                 "AWS_DEFAULT_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                 "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
-                 "AWS_BEARER_TOKEN_BEDROCK"):
-        monkeypatch.delenv(name, raising=False)
-    empty = tmp_path / "empty-aws-file"
-    empty.write_text("")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-
-
 @pytest.fixture
 def aws_env(monkeypatch, tmp_path):
-    _isolate_aws(monkeypatch, tmp_path)
+    isolate_aws_env(monkeypatch, tmp_path)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
 
 
 @pytest.fixture
 def no_credentials_env(monkeypatch, tmp_path):
-    _isolate_aws(monkeypatch, tmp_path)
+    isolate_aws_env(monkeypatch, tmp_path)
 
 
 @pytest.fixture
