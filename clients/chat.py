@@ -1,0 +1,148 @@
+"""Terminal chat with the recommender gateway.
+
+    python -m clients.chat --target 127.0.0.1:50051      (make chat)
+
+Type in Korean or English; line editing and history come from readline. The conversation
+state returned by each turn is sent back with the next one. Commands: /reset starts over,
+/quit (or Ctrl-D) leaves. With stdin not a terminal (a script piping lines in) it reads
+line by line, prints the replies and exits 0 at end of input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import unicodedata
+from collections.abc import Iterator, Sequence
+from typing import TextIO
+
+from clients.client import Item, RecommenderClient, RecommenderError
+
+try:  # line editing, history and wide-character input at the prompt
+    import readline  # noqa: F401
+except ImportError:  # pragma: no cover - platforms without GNU readline
+    readline = None
+
+QUIT = ("/quit", "/exit", "/q")
+RESET = ("/reset",)
+HELP = ("/help", "/?")
+
+_HEADINGS = {"ko": ("순위", "상품", "점수"), "en": ("rank", "product", "score")}
+
+
+def display_width(text: str) -> int:
+    """Terminal columns of `text`: Hangul and other wide characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 0 if unicodedata.combining(c) else 1
+               for c in text)
+
+
+def _pad(text: str, width: int, right: bool = False) -> str:
+    gap = " " * max(width - display_width(text), 0)
+    return gap + text if right else text + gap
+
+
+def format_table(items: Sequence[Item], language: str) -> str:
+    """An aligned table of rank, product name (in the conversation's language) and score %."""
+    if not items:
+        return ""
+    headings = _HEADINGS.get(language, _HEADINGS["en"])
+    rows = [(str(i.rank), i.display_name(language), f"{i.score * 100:.1f}%") for i in items]
+    widths = [max(display_width(r[c]) for r in [headings, *rows]) for c in range(3)]
+    lines = []
+    for n, row in enumerate([headings, *rows]):
+        lines.append("  " + "  ".join((_pad(row[0], widths[0], right=True), _pad(row[1], widths[1]),
+                                       _pad(row[2], widths[2], right=True))).rstrip())
+        if n == 0:
+            lines.append("  " + "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _lines(interactive: bool, stdin: TextIO) -> Iterator[str]:
+    """User lines until EOF. input() gives readline editing at a terminal; a pipe is read
+    directly so no prompts end up in a script's output."""
+    while True:
+        if interactive:
+            try:
+                yield input("you> ")
+            except EOFError:
+                print()
+                return
+        else:
+            line = stdin.readline()
+            if not line:
+                return
+            yield line.rstrip("\r\n")
+
+
+def _utf8(stream: TextIO) -> None:
+    # A C/POSIX locale would otherwise turn Korean into UnicodeErrors or mojibake.
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+    if encoding != "utf8" and hasattr(stream, "reconfigure"):
+        stream.reconfigure(encoding="utf-8", errors="replace")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m clients.chat", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", default="127.0.0.1:50051", help="gateway host:port")
+    parser.add_argument("--top-k", type=int, default=3, help="products to show, 1-10")
+    parser.add_argument("--timeout", type=float, default=15.0, help="seconds per turn")
+    parser.add_argument("--tls", action="store_true", help="connect with TLS (system root certificates)")
+    return parser
+
+
+def run(client: RecommenderClient, top_k: int, interactive: bool, stdin: TextIO, out: TextIO) -> None:
+    state = None
+    for line in _lines(interactive, stdin):
+        text = line.strip()
+        if not text:
+            continue
+        command = text.lower()
+        if command in QUIT:
+            return
+        if command in HELP:
+            print("/reset: start over   /quit: leave   (Korean or English text: describe what you need)", file=out)
+            continue
+        if command in RESET:
+            language = state.language if state is not None else "en"
+            state = None
+            print("bot> " + ("대화를 처음부터 다시 시작합니다." if language == "ko" else "Starting over."), file=out)
+            continue
+        try:
+            turn = client.chat(text, state, top_k=top_k)
+        except RecommenderError as exc:
+            # Keep the conversation: the customer can rephrase or retry.
+            print(f"error: {exc.code.name}: {exc.details}", file=sys.stderr)
+            continue
+        state = turn.state
+        print("bot> " + turn.reply.replace("\n", "\n     "), file=out)
+        table = format_table(turn.items, turn.language)
+        if table:
+            print(table, file=out)
+        print(file=out)
+        out.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _utf8(sys.stdout)
+    interactive = sys.stdin.isatty()
+    if not interactive:
+        _utf8(sys.stdin)
+    with RecommenderClient(args.target, timeout=args.timeout, tls=args.tls) as client:
+        try:
+            client.wait_ready(min(args.timeout, 10.0))
+        except RecommenderError as exc:
+            print(f"chat: cannot reach the gateway at {args.target}: {exc.details}", file=sys.stderr)
+            return 1
+        if interactive:
+            print(f"Connected to {args.target}. 한국어나 영어로 말씀하세요 (Korean or English). "
+                  "/reset starts over, /quit leaves.\n")
+        try:
+            run(client, args.top_k, interactive, sys.stdin, sys.stdout)
+        except KeyboardInterrupt:
+            print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
