@@ -68,8 +68,10 @@ class TFLiteRunner:
                 warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
                 interpreter = tf.lite.Interpreter(model_content=self._flatbuffer, num_threads=1)
             runner = interpreter.get_signature_runner(SIGNATURE)
-            in_index = runner.get_input_details()[INPUT_NAME]["index"]
-            out_index = runner.get_output_details()[OUTPUT_NAME]["index"]
+            # The frozen function has exactly one input and one output (names may differ).
+            (in_detail,) = runner.get_input_details().values()
+            (out_detail,) = runner.get_output_details().values()
+            in_index, out_index = in_detail["index"], out_detail["index"]
             del runner  # it holds tensor references that would block resizing
             interpreter.resize_tensor_input(in_index, [bucket, FEATURE_COUNT], strict=False)
             interpreter.allocate_tensors()
@@ -146,6 +148,18 @@ def _tf_backend(fn, jit: bool) -> Callable[[np.ndarray], np.ndarray]:
     return lambda matrix: concrete(tf.constant(matrix)).numpy()
 
 
+def _tflite_flatbuffer(loaded, fn) -> bytes:
+    """Convert the signature with its variables frozen into constants. Converting the
+    SavedModel directly keeps resource variables that the interpreter never initializes
+    (the trainer's model then returns NaN), so freeze first."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    single = tf.function(lambda x: fn(**{INPUT_NAME: x})[OUTPUT_NAME]).get_concrete_function(
+        tf.TensorSpec([None, FEATURE_COUNT], tf.float32, name=INPUT_NAME))
+    frozen = convert_variables_to_constants_v2(single)
+    return tf.lite.TFLiteConverter.from_concrete_functions([frozen], loaded).convert()
+
+
 def load_version(version_dir: str | os.PathLike, version: int, backend: str = "auto",
                  max_rows: int = 10_000) -> LoadedModel:
     """Load, validate, compile and warm up one version, or raise ModelLoadError."""
@@ -171,7 +185,7 @@ def load_version(version_dir: str | os.PathLike, version: int, backend: str = "a
     predict, chosen = None, backend
     if backend in ("auto", "tflite"):
         try:
-            flatbuffer = tf.lite.TFLiteConverter.from_saved_model(str(version_dir)).convert()
+            flatbuffer = _tflite_flatbuffer(loaded, fn)
             runner = TFLiteRunner(flatbuffer, max_rows)
             if not np.allclose(runner(sample), reference, atol=1e-5):
                 raise ModelLoadError("TFLite output differs from the SavedModel's")
