@@ -33,7 +33,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise ValueError(f"duplicate key {key!r}")
+            raise ValueError(f"duplicate key {key[:20]!r}")
         result[key] = value
     return result
 
@@ -53,7 +53,8 @@ def parse_vector_value(value: Any) -> tuple[float, ...]:
     if isinstance(value, dict):
         keys = set(value)
         missing = [name for name in schema.SLOT_NAMES if name not in keys]
-        extra = sorted(str(k) for k in keys - set(schema.SLOT_NAMES))
+        # Key names are model output: shortened, so logs and error messages stay small.
+        extra = sorted(repr(str(k)[:20]) for k in keys - set(schema.SLOT_NAMES))
         if missing or extra:
             problems = []
             if missing:
