@@ -104,6 +104,9 @@ class ChatEngine:
         language = turn_language(text, result.language, request.state.language)
         intent = intents.classify(text)
         said_something = any(stated)
+        if intent is intents.Intent.NO_PREFERENCE and not asked:
+            # "no idea what to get" before any question is a request for help, not an answer.
+            intent = intents.Intent.HELP_REQUEST
 
         parts: list[str] = []
         if intent is intents.Intent.RESET:
@@ -117,6 +120,8 @@ class ChatEngine:
                 parts.append(replies.greeting(language))
             elif intent is intents.Intent.THANKS:
                 parts.append(replies.thanks(language))
+            elif intent is intents.Intent.HELP_REQUEST:
+                parts.append(replies.happy_to_help(language))
             elif intent is intents.Intent.NO_PREFERENCE:
                 parts.append(replies.no_preference(language))
             elif intent is intents.Intent.OFF_TOPIC:

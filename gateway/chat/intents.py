@@ -16,6 +16,7 @@ class Intent(enum.Enum):
     GREETING = "greeting"
     THANKS = "thanks"
     RESET = "reset"
+    HELP_REQUEST = "help_request"
     NO_PREFERENCE = "no_preference"
     OFF_TOPIC = "off_topic"
 
@@ -27,6 +28,7 @@ _KO = {
     Intent.THANKS: ("감사", "고마", "고맙", "땡큐"),
     # Not "하이": it starts 하이킹 (hiking).
     Intent.GREETING: ("안녕", "반가", "헬로"),
+    Intent.HELP_REQUEST: ("추천", "찾고", "찾아", "사려", "사고 싶", "살까", "구경", "도와", "골라"),
     Intent.NO_PREFERENCE: ("상관없", "상관 없", "모르겠", "아무거나", "글쎄", "건너뛰", "패스"),
     Intent.OFF_TOPIC: ("날씨", "뉴스", "주식", "정치", "농담", "코인", "비트코인", "넌 누구", "너는 누구",
                        "이름이 뭐", "축구", "야구 경기"),
@@ -36,6 +38,8 @@ _EN = {
                    r"new conversation", r"forget (it|everything|that)"),
     Intent.THANKS: (r"thanks?", r"thank you", r"thx", r"cheers", r"much appreciated"),
     Intent.GREETING: (r"hi", r"hello", r"hey", r"hiya", r"good (morning|afternoon|evening)", r"howdy"),
+    Intent.HELP_REQUEST: (r"recommend\w*", r"suggest\w*", r"looking for", r"help", r"buy", r"shopping",
+                          r"browsing", r"what should i get", r"ideas?"),
     Intent.NO_PREFERENCE: (r"don'?t know", r"not sure", r"no idea", r"doesn'?t matter", r"whatever",
                            r"no preference", r"skip", r"any(thing)? (is )?fine", r"dunno", r"pass"),
     Intent.OFF_TOPIC: (r"weather", r"news", r"stocks?", r"politics?", r"jokes?", r"bitcoin",
@@ -47,7 +51,8 @@ _EN_RE = {
 }
 
 # When several cues appear, the one that changes the conversation most wins.
-_PRIORITY = (Intent.RESET, Intent.THANKS, Intent.GREETING, Intent.NO_PREFERENCE, Intent.OFF_TOPIC)
+_PRIORITY = (Intent.RESET, Intent.THANKS, Intent.GREETING, Intent.NO_PREFERENCE, Intent.HELP_REQUEST,
+             Intent.OFF_TOPIC)
 
 
 def matches(text: str, intent: Intent) -> bool:

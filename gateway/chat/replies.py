@@ -190,6 +190,10 @@ def greeting(language: str) -> str:
                  "Hello! I can help you find the right product.")
 
 
+def happy_to_help(language: str) -> str:
+    return _pick(language, "좋아요, 딱 맞는 상품을 같이 찾아볼게요.", "Happy to help you find something.")
+
+
 def thanks(language: str) -> str:
     return _pick(language, "천만에요! 더 필요하신 게 있으면 언제든 말씀해 주세요.",
                  "You're welcome! Tell me if there is anything else you need.")

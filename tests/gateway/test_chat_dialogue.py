@@ -115,6 +115,8 @@ def test_describe_in_words():
     ("오늘 날씨 어때?", intents.Intent.OFF_TOPIC),
     ("tell me a joke", intents.Intent.OFF_TOPIC),
     ("잘 모르겠어요", intents.Intent.NO_PREFERENCE),
+    ("What do you recommend?", intents.Intent.HELP_REQUEST),
+    ("뭐 추천해줄 수 있어요?", intents.Intent.HELP_REQUEST),
     ("하이킹 좋아해요", intents.Intent.NONE),
     ("this hint is useful", intents.Intent.NONE),
 ])
@@ -247,6 +249,13 @@ def test_unclear_text_asks_instead_of_guessing(model):
     assert not model.calls
 
 
+def test_no_idea_before_any_question_is_a_request_for_help(model):
+    engine = ChatEngine(ScriptedVectorizer({}))
+    reply = chat(engine, model, "adult, no idea what to get")
+    assert "Happy to help" in reply.reply and "leave that out" not in reply.reply
+    assert reply.follow_up == common_pb2.SLOT_INTEREST
+
+
 def test_reply_language_follows_the_current_turn(model):
     script = {"노트북 100만원": (vec(budget=1_000_000, interest=3), "ko"),
               "for my son": (vec(gender=2, purpose=2), "en")}
@@ -281,3 +290,55 @@ def test_vectorizer_unavailable_propagates(model):
 
     with pytest.raises(base.VectorizerUnavailable):
         chat(ChatEngine(Down()), model, "hello")
+
+
+# --------------------------------------------------------------------------- real LocalVectorizer
+
+
+@pytest.fixture
+def local_engine():
+    local = pytest.importorskip("gateway.vectorizers.local")
+    return ChatEngine(local.LocalVectorizer())
+
+
+def test_korean_conversation_with_local_vectorizer(local_engine, model):
+    r1 = chat(local_engine, model, "안녕하세요")
+    assert r1.state.language == "ko" and r1.reply.startswith("안녕하세요")
+    assert r1.follow_up == common_pb2.SLOT_INTEREST and not r1.items
+    r2 = chat(local_engine, model, "엄마 선물 찾고 있어요", r1.state)
+    assert r2.understood.gender == common_pb2.GENDER_FEMALE
+    assert r2.understood.purpose == common_pb2.PURPOSE_GIFT
+    assert not r2.items  # no interest, no budget yet
+    assert r2.follow_up not in (common_pb2.SLOT_INTEREST, common_pb2.SLOT_PURPOSE)  # asked / known
+    r3 = chat(local_engine, model, "허리가 안 좋으셔서 건강에 좋은 걸로, 30만원 이하", r2.state)
+    assert r3.understood.interest == common_pb2.INTEREST_HEALTH_RELAX
+    assert r3.understood.budget == 300_000
+    assert r3.understood.gender == common_pb2.GENDER_FEMALE  # kept from turn 2
+    assert r3.items and r3.items[0].product_id == "massager"
+    assert "예산 30만원" in r3.reply and "안마기" in r3.reply
+    r4 = chat(local_engine, model, "처음부터 다시", r3.state)
+    assert list(r4.state.features) == list(ZERO)
+    assert not r4.items
+    assert r4.state.turn == 4
+
+
+def test_english_conversation_with_local_vectorizer(local_engine, model):
+    r1 = chat(local_engine, model, "hi, I'm looking for a gift")
+    assert r1.state.language == "en"
+    assert r1.understood.purpose == common_pb2.PURPOSE_GIFT
+    assert r1.follow_up == common_pb2.SLOT_INTEREST
+    r2 = chat(local_engine, model, "my husband loves gaming", r1.state)
+    assert r2.understood.interest == common_pb2.INTEREST_GAMING
+    assert r2.understood.gender == common_pb2.GENDER_MALE
+    assert r2.items and r2.items[0].product_id == "console"
+    assert r2.follow_up == common_pb2.SLOT_BUDGET
+    r3 = chat(local_engine, model, "up to 600,000 won", r2.state)
+    assert r3.understood.budget == 600_000
+    assert "budget 600,000 won" in r3.reply
+    r4 = chat(local_engine, model, "actually it's for me", r3.state)
+    assert r4.understood.purpose == common_pb2.PURPOSE_SELF
+    assert r4.understood.interest == common_pb2.INTEREST_GAMING  # kept
+    asked = [r.follow_up for r in (r1, r2, r3, r4) if r.follow_up]
+    assert len(asked) == len(set(asked))
+    r5 = chat(local_engine, model, "thanks!", r4.state)
+    assert "welcome" in r5.reply and r5.follow_up == common_pb2.SLOT_UNSPECIFIED
