@@ -168,7 +168,7 @@ class _BedrockCall:
             outcome = getattr(exc, "reason", "error")
         metrics.BEDROCK_CALLS.labels(api=self.api, outcome=outcome).inc()
         level = logging.INFO if outcome == "ok" else logging.WARNING
-        log.log(level, "bedrock_call api=%s outcome=%s latency_ms=%.1f%s", self.api, outcome,
+        log.log(level, "event=bedrock_call api=%s outcome=%s latency_ms=%.1f%s", self.api, outcome,
                 elapsed * 1000, "" if exc is None else f" error={str(exc)!r}")
 
 
@@ -217,7 +217,7 @@ class BedrockConverseVectorizer:
         return kwargs
 
     def vectorize(self, text: str) -> VectorizeResult:
-        log.debug("bedrock_converse_request chars=%d text=%r", len(text), text)
+        log.debug("event=bedrock_converse_request chars=%d text=%r", len(text), text)
         with _BedrockCall(self.api):
             try:
                 response = self._client.get().converse(**self.request(text))
@@ -231,7 +231,7 @@ class BedrockConverseVectorizer:
         if stop not in ("end_turn", "tool_use", "stop_sequence"):
             raise InvalidModelOutput(f"model stopped with {stop!r} instead of answering")
         content = (response.get("output") or {}).get("message", {}).get("content") or []
-        log.debug("bedrock_converse_output content=%r", content)
+        log.debug("event=bedrock_converse_output content=%r", content)
         if self.output == "tool":
             calls = [b["toolUse"] for b in content if "toolUse" in b]
             if len(calls) != 1:
@@ -326,7 +326,7 @@ class BedrockFlowVectorizer:
         }
 
     def vectorize(self, text: str) -> VectorizeResult:
-        log.debug("bedrock_flow_request chars=%d text=%r", len(text), text)
+        log.debug("event=bedrock_flow_request chars=%d text=%r", len(text), text)
         with _BedrockCall(self.api):
             try:
                 response = self._client.get().invoke_flow(**self.request(text))
@@ -357,7 +357,7 @@ class BedrockFlowVectorizer:
             close = getattr(stream, "close", None)
             if close:
                 close()
-        log.debug("bedrock_flow_output outputs=%r completion=%s", outputs, completion)
+        log.debug("event=bedrock_flow_output outputs=%r completion=%s", outputs, completion)
         if completion != "SUCCESS":
             raise BedrockUnavailable(f"Bedrock flow did not complete successfully (completionReason={completion})",
                                      "error")

@@ -105,7 +105,7 @@ class FallbackVectorizer:
                 raise
             reason = failure_reason(exc)
             metrics.FALLBACKS.labels(reason=reason).inc()
-            log.warning("vectorizer_fallback primary=%s fallback=%s reason=%s error=%r",
+            log.warning("event=vectorizer_fallback primary=%s fallback=%s reason=%s error=%r",
                         self.primary.name, self.fallback.name, reason, str(exc))
             return self.fallback.vectorize(text)
 
