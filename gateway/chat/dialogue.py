@@ -136,9 +136,10 @@ class ChatEngine:
 
         items: list[common_pb2.RecommendedItem] = []
         model_version = 0
-        # Recommend when this turn told us something new (or restated it) and a use or budget
-        # is known; "thanks" or off-topic text just gets a polite answer.
-        if said_something and ready_to_recommend(features):
+        # Recommend when this turn told us something (or skipped a question) and a use or
+        # budget is known; "thanks" or off-topic text just gets a polite answer.
+        answered = said_something or intent is intents.Intent.NO_PREFERENCE
+        if answered and ready_to_recommend(features):
             response = recommend(features, request.top_k)
             model_version = response.model_version
             items = list(response.items)

@@ -23,3 +23,18 @@ def inference_target(trained_models_dir, tmp_path_factory):
             print(server.log())
             raise
         yield f"127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def gateway_target(inference_target, tmp_path_factory):
+    pytest.importorskip("gateway.vectorizers.local")
+    port = free_port()
+    log = tmp_path_factory.mktemp("gateway-log") / "gateway.log"
+    with ServerProcess([PYTHON, "-m", "gateway", "serve", "--port", str(port), "--inference", inference_target,
+                        "--metrics-port", "0"], log) as server:
+        try:
+            wait_for_health(f"127.0.0.1:{port}", timeout=60, process=server.process)
+        except Exception:
+            print(server.log())
+            raise
+        yield f"127.0.0.1:{port}"

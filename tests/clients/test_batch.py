@@ -178,3 +178,22 @@ def test_kill_and_resume_loses_and_duplicates_nothing(inference_target, tmp_path
     # Resuming a finished job is a no-op.
     subprocess.run(_job(inference_target, source, output, "--resume"), cwd=ROOT, check=True, timeout=120)
     assert output.read_bytes() == reference.read_bytes()
+
+
+def test_text_column_through_the_gateway(gateway_target, tmp_path):
+    texts = ["30대 여성 운동용 30만원", "a gift for my dad who loves reading", "", "게임기 50만원 이하",
+             "x" * 2_001] * 3
+    source = tmp_path / "texts.csv"
+    pd.DataFrame({"id": range(len(texts)), "text": texts}).to_csv(source, index=False)
+    output = tmp_path / "recs.csv"
+    code = batch.main(["--target", gateway_target, "--input", str(source), "--output", str(output),
+                       "--chunk-rows", "4", "--quiet"])
+    assert code == 0
+    result = read_output(output)
+    assert result["id"].tolist() == [str(i) for i in range(len(texts))]
+    failed = result[result["error"] != ""]
+    assert failed["id"].tolist() == [str(i) for i in range(len(texts)) if i % 5 in (2, 4)]
+    assert all(e.startswith("text: text must") for e in failed["error"])
+    ok = result[result["error"] == ""]
+    assert ok.loc[ok["id"].astype(int) % 5 == 3, "product_1"].eq("console").all()
+    assert ok.loc[ok["id"].astype(int) % 5 == 1, "product_1"].eq("ereader").all()

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import subprocess
 
-import pytest
-
 from clients.chat import display_width, format_table
 from clients.client import Item, RecommenderClient
-from tests.support import PYTHON, ROOT, ServerProcess, free_port, wait_for_health
+from tests.support import PYTHON, ROOT, free_port
 
 ITEMS = (Item(1, "smartwatch", "Smartwatch", "스마트워치", 0.4321),
          Item(2, "earbuds", "Wireless earbuds", "무선 이어폰", 0.2),
@@ -32,21 +30,6 @@ def test_table_columns_line_up_in_both_languages():
         assert lines[2].rstrip().endswith("43.2%")
     assert "순위" in format_table(ITEMS, "ko") and "rank" in format_table(ITEMS, "en")
     assert format_table((), "ko") == ""
-
-
-@pytest.fixture(scope="module")
-def gateway_target(inference_target, tmp_path_factory):
-    pytest.importorskip("gateway.vectorizers.local")
-    port = free_port()
-    log = tmp_path_factory.mktemp("gateway-log") / "gateway.log"
-    with ServerProcess([PYTHON, "-m", "gateway", "serve", "--port", str(port), "--inference", inference_target,
-                        "--metrics-port", "0"], log) as server:
-        try:
-            wait_for_health(f"127.0.0.1:{port}", timeout=60, process=server.process)
-        except Exception:
-            print(server.log())
-            raise
-        yield f"127.0.0.1:{port}"
 
 
 def chat_script(target: str, lines: list[str], *extra: str) -> subprocess.CompletedProcess:
