@@ -69,7 +69,7 @@ INTERESTS: dict[int, dict[str, tuple[str, ...]]] = {
              "coursework", "assignments?", "thesis", "essays?", "lectures?", "online classes", "classes", "exams?",
              "office", "remote work", "work from home", "wfh", "spreadsheets?", "excel", "reports?", "zoom meetings?",
              "meetings", "school ?work", "note-?taking", "college applications?", "for school", "business"),
-        "weak": ko("작업", "학교") + en("work(?! ?outs?)(?:ing)?(?! out)", "school", "students?", "notebook"),
+        "weak": ko("작업", "학교\\s?(?:에서|용|숙제)") + en("work(?! ?outs?)(?:ing)?(?! out)", "school", "students?", "notebook"),
     },
     4: {  # video & drawing
         "product": ko("태블릿", "아이패드", "갤럭시\\s?탭", "갤탭", "드로잉\\s?패드", "애플\\s?펜슬", "빔\\s?프로젝터", "프로젝터")
@@ -173,10 +173,10 @@ PEOPLE: dict[int, tuple[str, ...]] = {
          "stepdad", "fiance", "groom"),
     NEUTRAL: ko("부모님", "부모", "시부모님", "조카(?!딸)", "(?<!여자)(?<!남자)(?<!여자 )(?<!남자 )친구", "동료",
                 "선생님", "선배", "후배", "상사", "팀장님", "부장님", "사장님", "교수님", "(?<!여)(?<!남)동생",
-                "(?<![가-힣])아이(?!패드|폰|돌|디어|템|스크림|콘)", "애기", "아기", "손주", "자녀", "지인", "가족", "거래처",
+                "(?<![가-힣])아이(?!패드|폰|돌|디어|템|스크림|콘)", "애기", "아기", "손주", "자녀", "지인", "거래처",
                 "친척", "사촌", "조부모님", "어르신")
     + en("parents", "grandparents", "friends?", "friend's", "co-?workers?", "colleagues?", "boss", "teachers?",
-         "kids?", "child", "child's", "children", "family", "in-laws", "roommates?", "neighbou?rs?", "partner", "baby",
+         "kids?", "child", "child's", "children", "in-laws", "roommates?", "neighbou?rs?", "partner", "baby",
          "grandkids?", "grandchild(?:ren)?", "clients?", "mentor", "professor", "cousin"),
 }
 # Explicit gender words: say the user's gender, but not that someone else is the user.

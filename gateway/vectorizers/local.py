@@ -208,8 +208,13 @@ def _people(text: str, markers: list[int]) -> tuple[list[_Match], list[_Match], 
             found.extend(_Match(m.start(), m.end(), gender, family) for m in rx.finditer(text))
     people, explicit, pronouns = [], [], []
     for m in _longest_non_overlapping(found):
-        speaker = m.kind != "pronoun" and _is_speaker(text, m.start, markers)
-        tagged = _Match(m.start, m.end, m.value, m.kind + (":speaker" if speaker else ""))
+        tag = ""
+        if m.kind != "pronoun" and _is_speaker(text, m.start, markers):
+            tag = ":speaker"
+        elif m.kind == "person" and (_WITH_BEFORE.search(text[max(0, m.start - 10):m.start])
+                                     or _WITH_AFTER.match(text, m.end)):
+            tag = ":with"  # "with my wife", "엄마랑 같이": shares the product, is not the recipient
+        tagged = _Match(m.start, m.end, m.value, m.kind + tag)
         {"person": people, "explicit": explicit, "pronoun": pronouns}[m.kind].append(tagged)
     return people, explicit, pronouns
 
@@ -233,7 +238,7 @@ def _purpose(text: str, people: list[_Match]) -> int:
         if p.kind.endswith(":speaker"):
             signals.append((p.start, 1, False))  # "저는 엄마인데", "I'm a dad"
             continue
-        if _WITH_BEFORE.search(text[max(0, p.start - 10):p.start]) or _WITH_AFTER.match(text, p.end):
+        if p.kind.endswith(":with"):
             continue
         signals.append((p.start, 2, False))
     if not signals:
@@ -269,7 +274,7 @@ def _gender(purpose: int, people, explicit, pronouns) -> int:
     def others(ms):
         return [m for m in ms if not m.kind.endswith(":speaker")]
 
-    gendered_people = [p for p in people if p.value]
+    gendered_people = [p for p in people if p.value and not p.kind.endswith(":with")]
     if purpose == 2:
         nouns = others(gendered_people) + others(explicit)
         if nouns:
