@@ -11,6 +11,7 @@ line by line, prints the replies and exits 0 at end of input.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import unicodedata
 from collections.abc import Iterator, Sequence
@@ -27,7 +28,9 @@ QUIT = ("/quit", "/exit", "/q")
 RESET = ("/reset",)
 HELP = ("/help", "/?")
 
-_HEADINGS = {"ko": ("순위", "상품", "점수"), "en": ("rank", "product", "score")}
+_HEADINGS = {"ko": ("순위", "상품", "점수", "이유"), "en": ("rank", "product", "score", "why")}
+# A recommendation line of the gateway's reply: "1. 스마트워치 (43%) - 운동용으로 딱 맞아요".
+_REC_LINE = re.compile(r"^\s*(\d+)\. .+ \(\d+%\) - (.+)$")
 
 
 def display_width(text: str) -> int:
@@ -41,17 +44,37 @@ def _pad(text: str, width: int, right: bool = False) -> str:
     return gap + text if right else text + gap
 
 
-def format_table(items: Sequence[Item], language: str) -> str:
-    """An aligned table of rank, product name (in the conversation's language) and score %."""
+def split_reply(reply: str) -> tuple[list[str], dict[int, str], list[str]]:
+    """(lines before the recommendations, rank -> reason, lines after). The table shows the
+    recommendations, so the REPL prints them once, with the reply's reasons in a column."""
+    lines = reply.splitlines()
+    numbered = [n for n, line in enumerate(lines) if _REC_LINE.match(line)]
+    if not numbered:
+        return lines, {}, []
+    first, last = numbered[0], numbered[-1]
+    # The line right before the first recommendation is its heading ("추천 상품:").
+    head_end = first - 1 if first and lines[first - 1].rstrip().endswith(":") else first
+    reasons = {int(m.group(1)): m.group(2) for m in map(_REC_LINE.match, lines[first:last + 1]) if m}
+    return lines[:head_end], reasons, lines[last + 1:]
+
+
+def format_table(items: Sequence[Item], language: str, reasons: dict[int, str] | None = None) -> str:
+    """An aligned table of rank, product name (in the conversation's language), score % and,
+    when given, the reason for each product."""
     if not items:
         return ""
+    reasons = reasons or {}
     headings = _HEADINGS.get(language, _HEADINGS["en"])
-    rows = [(str(i.rank), i.display_name(language), f"{i.score * 100:.1f}%") for i in items]
-    widths = [max(display_width(r[c]) for r in [headings, *rows]) for c in range(3)]
+    columns = 4 if reasons else 3
+    headings = headings[:columns]
+    rows = [(str(i.rank), i.display_name(language), f"{i.score * 100:.1f}%", reasons.get(i.rank, ""))[:columns]
+            for i in items]
+    widths = [max(display_width(r[c]) for r in [headings, *rows]) for c in range(columns)]
+    right = (True, False, True, False)
     lines = []
     for n, row in enumerate([headings, *rows]):
-        lines.append("  " + "  ".join((_pad(row[0], widths[0], right=True), _pad(row[1], widths[1]),
-                                       _pad(row[2], widths[2], right=True))).rstrip())
+        cells = [_pad(row[c], widths[c], right=right[c]) for c in range(columns)]
+        lines.append(("  " + "  ".join(cells)).rstrip())
         if n == 0:
             lines.append("  " + "  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -105,7 +128,8 @@ def run(client: RecommenderClient, top_k: int, interactive: bool, stdin: TextIO,
         if command in RESET:
             language = state.language if state is not None else "en"
             state = None
-            print("bot> " + ("대화를 처음부터 다시 시작합니다." if language == "ko" else "Starting over."), file=out)
+            print("bot> " + ("대화를 처음부터 다시 시작합니다." if language == "ko" else "Starting over.") + "\n",
+                  file=out)
             continue
         try:
             turn = client.chat(text, state, top_k=top_k)
@@ -114,10 +138,13 @@ def run(client: RecommenderClient, top_k: int, interactive: bool, stdin: TextIO,
             print(f"error: {exc.code.name}: {exc.details}", file=sys.stderr)
             continue
         state = turn.state
-        print("bot> " + turn.reply.replace("\n", "\n     "), file=out)
-        table = format_table(turn.items, turn.language)
+        before, reasons, after = split_reply(turn.reply) if turn.items else (turn.reply.splitlines(), {}, [])
+        print("bot> " + "\n     ".join(before), file=out)
+        table = format_table(turn.items, turn.language, reasons)
         if table:
             print(table, file=out)
+        if after:
+            print("     " + "\n     ".join(after), file=out)
         print(file=out)
         out.flush()
 

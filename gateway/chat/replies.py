@@ -142,11 +142,15 @@ def question(slot_name: str, language: str, purpose: int) -> str:
 # --------------------------------------------------------------------------- recommendations
 
 
+# Gifts for people 55+ lean to the massager and the e-reader (contract, purchase rules).
+_OLDER_GIFT_INTERESTS = frozenset(c.value for c in schema.INTERESTS if c.key in ("reading", "health_relax"))
+
+
 def reason(product: schema.Product | None, features: Sequence[float], language: str) -> str:
     """A short reason for one recommended product, tied to what the customer said."""
     if product is None:
         return _pick(language, "비슷한 고객이 많이 골랐어요", "popular with similar customers")
-    age, _gender, budget, interest, purpose, season = (int(v) for v in features)
+    age, _gender, budget, interest, purpose, _season = (int(v) for v in features)
     reasons: list[str] = []
     if interest and product.primary_interest == interest:
         label_ko = schema.code_label("interest", interest, KO)
@@ -156,19 +160,21 @@ def reason(product: schema.Product | None, features: Sequence[float], language: 
         if product.price_krw <= budget:
             reasons.append(_pick(language, f"예산 {format_won(budget, KO)} 안에 들어와요",
                                  f"fits your {format_won(budget, EN)} budget"))
-        else:
+        elif product.price_krw <= budget * 1.25:
             reasons.append(_pick(
                 language,
                 f"보통 {format_won(product.price_krw, KO)} 정도라 예산보다 조금 높아요",
                 f"usually about {format_won(product.price_krw, EN)}, a bit above your budget"))
-    if len(reasons) < 2 and purpose == 2 and age >= 55:
-        reasons.append(_pick(language, "어른께 드리는 선물로 인기가 많아요", "a popular gift for older relatives"))
-    elif len(reasons) < 2 and purpose == 2:
-        reasons.append(_pick(language, "선물로 인기가 많아요", "a popular gift"))
-    if len(reasons) < 2 and season:
-        label_ko = schema.code_label("season", season, KO)
-        label_en = schema.code_label("season", season, EN)
-        reasons.append(_pick(language, f"{label_ko}에 많이 찾는 상품이에요", f"in demand in {label_en}"))
+        else:
+            reasons.append(_pick(
+                language,
+                f"보통 {format_won(product.price_krw, KO)} 정도라 예산을 넘어요",
+                f"usually about {format_won(product.price_krw, EN)}, above your budget"))
+    if len(reasons) < 2 and purpose == 2:
+        if age >= 55 and product.primary_interest in _OLDER_GIFT_INTERESTS:
+            reasons.append(_pick(language, "어른께 드리는 선물로 인기가 많아요", "a popular gift for older relatives"))
+        else:
+            reasons.append(_pick(language, "선물로 인기가 많아요", "a popular gift"))
     if not reasons:
         reasons.append(_pick(language, "비슷한 고객이 많이 골랐어요", "popular with similar customers"))
     return _pick(language, ", ".join(reasons[:2]), "; ".join(reasons[:2]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 
-from clients.chat import display_width, format_table
+from clients.chat import display_width, format_table, split_reply
 from clients.client import Item, RecommenderClient
 from tests.support import PYTHON, ROOT, free_port
 
@@ -30,6 +30,20 @@ def test_table_columns_line_up_in_both_languages():
         assert lines[2].rstrip().endswith("43.2%")
     assert "순위" in format_table(ITEMS, "ko") and "rank" in format_table(ITEMS, "en")
     assert format_table((), "ko") == ""
+
+
+def test_reply_recommendation_lines_move_into_the_table():
+    reply = ("지금까지 이해한 내용: 30대 여성, 운동용.\n추천 상품:\n"
+             "1. 스마트워치 (43%) - 운동용으로 딱 맞아요\n2. 무선 이어폰 (20%) - 비슷한 고객이 많이 골랐어요\n"
+             "예산은 어느 정도 생각하세요? (예: 30만원)")
+    before, reasons, after = split_reply(reply)
+    assert before == ["지금까지 이해한 내용: 30대 여성, 운동용."]
+    assert reasons == {1: "운동용으로 딱 맞아요", 2: "비슷한 고객이 많이 골랐어요"}
+    assert after == ["예산은 어느 정도 생각하세요? (예: 30만원)"]
+    table = format_table(ITEMS[:2], "ko", reasons).splitlines()
+    assert table[0].split() == ["순위", "상품", "점수", "이유"]
+    assert table[2].endswith("운동용으로 딱 맞아요")
+    assert split_reply("Hello!") == (["Hello!"], {}, [])
 
 
 def chat_script(target: str, lines: list[str], *extra: str) -> subprocess.CompletedProcess:
