@@ -57,7 +57,7 @@ INTERESTS: dict[int, dict[str, tuple[str, ...]]] = {
              "basketball", "baseball", "tennis", "golf(?:er|ing)?", "badminton", "climbing", "bouldering", "ski(?:ing)?",
              "snowboard(?:ing)?", "sports?", "athlete", "athletic", "triathlon", "training", "heart rate",
              "steps", "calories", "diet(?:ing)?", "trail running", "personal trainer"),
-        "weak": ko("산책", "스트레칭", "PT") + en("run", "walks?", "walking", "stretching", "active"),
+        "weak": ko("산책", "스트레칭") + en("run", "walks?", "walking", "stretching", "active"),
     },
     3: {  # work & study
         "product": ko("노트북", "랩탑", "맥북", "그램", "울트라북", "모니터", "키보드")
@@ -163,14 +163,14 @@ PEOPLE: dict[int, tuple[str, ...]] = {
                "조카딸", "형수")
     + en("mom", "mum", "mommy", "mother", "mother-in-law", "mothers-in-law", "wife", "girl ?friend", "girl ?freind",
          "gf", "daughters?", "sisters?", "sis", "grandmother", "grandma", "granny", "nana", "aunt", "auntie",
-         "niece", "stepmom", "fiancee", "bride"),
+         "niece", "granddaughters?", "stepdaughter", "stepmom", "fiancee", "bride"),
     MALE: ko("아빠", "아버지", "아버님", "남편", "신랑", "남자\\s?친구", "남\\s?친", "남사친", "아들", "아드님", "손자",
              "(?:(?<![가-힣])|(?<=친)|(?<=우리 ))형(?=님|이|한테|에게|께|은|도|을|\\s|,|$|생일|선물)", "형부", "오빠", "남동생",
              "할아버지", "할아버님", "할배", "삼촌", "외삼촌", "이모부", "고모부", "장인어른", "(?<![가-힣])장인", "시아버지", "시아버님",
              "사위", "제부", "매형", "처남")
     + en("dad", "daddy", "papa", "father", "father-in-law", "fathers-in-law", "husband", "hubby", "boy ?friend",
          "boy ?freind", "bf", "sons?", "brothers?", "bro", "grandfather", "grandpa", "granddad", "uncle", "nephew",
-         "stepdad", "fiance", "groom"),
+         "grandsons?", "stepson", "stepdad", "fiance", "groom"),
     NEUTRAL: ko("부모님", "부모", "시부모님", "조카(?!딸)", "(?<!여자)(?<!남자)(?<!여자 )(?<!남자 )친구", "동료",
                 "선생님", "선배", "후배", "상사", "팀장님", "부장님", "사장님", "교수님", "(?<!여)(?<!남)동생",
                 "(?<![가-힣])아이(?!패드|폰|돌|디어|템|스크림|콘)", "애기", "아기", "손주", "자녀", "지인", "거래처",
@@ -278,7 +278,7 @@ SELF_GIFT = ko("셀프\\s?(?:생일\\s?)?선물", "(?:나|저|내|제)(?:에게|
 SELF_STRONG = ko("(?:제가|내가|저|나|제|내)\\s?(?:쓸|쓰|사용|써|혼자|쓰려)", "제\\s?(?:거|꺼|것)(?![가-힣])", "내\\s?(?:거|꺼|것)(?![가-힣])",
                  "본인용", "개인용", "(?:저|나)(?:한테|에게)", "(?:저|나)를\\s?위한") \
     + en("for me", "for myself", "myself", "my own", "personal use", "for my own use", "it's for me", "its for me")
-SELF_WEAK = ko("(?<!도움이 )(?<!도움이)필요(?:해|합니다|한데|하거든|하다)", "사고\\s?싶", "사구\\s?싶", "갖고\\s?싶", "가지고\\s?싶",
+SELF_WEAK = ko("(?<!도움이 )(?<!도움이)필요(?:해|합니다|한데|하거든|하다|함|해서)", "사고\\s?싶", "사구\\s?싶", "갖고\\s?싶", "가지고\\s?싶",
                "살까", "사려(?:고|구)", "살려(?:고|구)", "구매하려", "구입하려", "장만하려", "바꾸려", "바꿀까", "찾고\\s?있",
                "찾는\\s?중", "찾아요", "찾습니다", "하고\\s?싶어", "쓰려고", "쓸려고") \
     + en("i\\s?(?:'m|’m|am|m)\\s+(?:looking|shopping|searching) for(?! (?:a |an |some )?(?:gift|present))",

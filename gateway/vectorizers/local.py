@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from gateway.language import detect_language
 from gateway.vectorizers import lexicon as lx
@@ -52,25 +52,52 @@ def _alternation(fragments, flags=0) -> re.Pattern:
     return re.compile("(?:" + "|".join(parts) + ")", flags)
 
 
-@dataclass(frozen=True)
-class _Match:
+class _Match(NamedTuple):
     start: int
     end: int
     value: int  # a code, an age, an amount...
-    kind: str = ""  # rule family detail (tier, "product", "pronoun"...)
-
-    @property
-    def length(self) -> int:
-        return self.end - self.start
+    kind: str = ""  # rule family detail (tier, "person:speaker"...)
 
 
 def _longest_non_overlapping(matches: list[_Match]) -> list[_Match]:
     """Keep the longest matches that do not overlap ("만화책" beats "만화"), in text order."""
     taken: list[_Match] = []
-    for m in sorted(matches, key=lambda m: (-m.length, m.start)):
+    for m in sorted(matches, key=lambda m: (m.start - m.end, m.start)):
         if all(m.end <= t.start or m.start >= t.end for t in taken):
             taken.append(m)
     return sorted(taken, key=lambda m: m.start)
+
+
+_HANGUL = re.compile(r"[\uac00-\ud7a3\u3130-\u318f]")
+_LATIN = re.compile(r"[a-z]")
+
+
+class _Words:
+    """A lexicon list split by script: whole-word Latin fragments in one regex, Korean in
+    another, so a text without Hangul (or without Latin letters) skips half the work."""
+
+    def __init__(self, fragments):
+        fragments = set(fragments)
+        latin, korean = [], []
+        for f in fragments:
+            wrapped = f.startswith(_EN_PREFIX) and f.endswith(_EN_SUFFIX)
+            if wrapped or not _HANGUL.search(f):
+                latin.append(f if wrapped else _EN_PREFIX + f + _EN_SUFFIX)
+            else:
+                korean.append(f)
+        self.latin = _alternation(latin) if latin else None
+        self.korean = _alternation(korean) if korean else None
+
+    def finditer(self, text: str, scripts: tuple[bool, bool]):
+        """Matches in no particular order. `scripts` = (has Latin letters, has Hangul)."""
+        if self.latin is not None and scripts[0]:
+            yield from self.latin.finditer(text)
+        if self.korean is not None and scripts[1]:
+            yield from self.korean.finditer(text)
+
+
+def _scripts(text: str) -> tuple[bool, bool]:
+    return bool(_LATIN.search(text)), bool(_HANGUL.search(text))
 
 
 # --------------------------------------------------------------------------- normalization
@@ -88,7 +115,7 @@ def normalize(text: str) -> str:
 # --------------------------------------------------------------------------- compiled rules
 
 _INTEREST_RULES: list[tuple[int, str, re.Pattern]] = [
-    (code, tier, _alternation(words))
+    (code, tier, _Words(words))
     for code, tiers in lx.INTERESTS.items()
     for tier, words in tiers.items()
     if words
@@ -97,9 +124,9 @@ _TIER_WEIGHT = {"product": 3, "strong": 2, "weak": 1}
 _INTEREST_NEG_AFTER = re.compile(r"\s?" + _alternation(lx.INTEREST_NEGATION_AFTER).pattern)
 _INTEREST_NEG_BEFORE = re.compile(_alternation(lx.INTEREST_NEGATION_BEFORE).pattern + r"\s+$")
 
-_PEOPLE_RULES = [(gender, _alternation(words)) for gender, words in lx.PEOPLE.items()]
-_GENDER_RULES = [(gender, _alternation(words)) for gender, words in lx.GENDER_WORDS.items()]
-_PRONOUN_RULES = [(gender, _alternation(words)) for gender, words in lx.PRONOUNS.items()]
+_PEOPLE_RULES = [(gender, _Words(words)) for gender, words in lx.PEOPLE.items()]
+_GENDER_RULES = [(gender, _Words(words)) for gender, words in lx.GENDER_WORDS.items()]
+_PRONOUN_RULES = [(gender, _Words(words)) for gender, words in lx.PRONOUNS.items()]
 _WITH_BEFORE = re.compile(_alternation(lx.WITH_PERSON_BEFORE).pattern + r"\s+$")
 _WITH_AFTER = re.compile(_alternation(lx.WITH_PERSON_AFTER).pattern)
 
@@ -111,10 +138,10 @@ _SPEAKER_BREAK = re.compile(
 )
 _SPEAKER_WINDOW = 30  # characters between "저는"/"I'm" and the word it describes
 
-_GIFT = _alternation(lx.GIFT_WORDS + lx.GIFT_WORDS_EN)
-_SELF_GIFT = _alternation(lx.SELF_GIFT)
-_SELF_STRONG = _alternation(lx.SELF_STRONG)
-_SELF_WEAK = _alternation(lx.SELF_WEAK)
+_GIFT = _Words(lx.GIFT_WORDS + lx.GIFT_WORDS_EN)
+_SELF_GIFT = _Words(lx.SELF_GIFT)
+_SELF_STRONG = _Words(lx.SELF_STRONG)
+_SELF_WEAK = _Words(lx.SELF_WEAK)
 _CORRECTION = _alternation(lx.CORRECTIONS)
 _GIFT_NEG_AFTER = re.compile(_alternation(lx.GIFT_NEGATION_AFTER).pattern)
 _GIFT_NEG_BEFORE = re.compile(_alternation(lx.GIFT_NEGATION_BEFORE).pattern + r"$")
@@ -200,12 +227,12 @@ def _is_speaker(text: str, start: int, markers: list[int]) -> bool:
     return len(gap) <= _SPEAKER_WINDOW and not _SPEAKER_BREAK.search(gap)
 
 
-def _people(text: str, markers: list[int]) -> tuple[list[_Match], list[_Match], list[_Match]]:
+def _people(text: str, markers: list[int], scripts: tuple[bool, bool]) -> tuple[list[_Match], list[_Match], list[_Match]]:
     """(relational people, explicit gender words, pronouns); kind "speaker" marks self-descriptions."""
     found = []
     for family, rules in (("person", _PEOPLE_RULES), ("explicit", _GENDER_RULES), ("pronoun", _PRONOUN_RULES)):
         for gender, rx in rules:
-            found.extend(_Match(m.start(), m.end(), gender, family) for m in rx.finditer(text))
+            found.extend(_Match(m.start(), m.end(), gender, family) for m in rx.finditer(text, scripts))
     people, explicit, pronouns = [], [], []
     for m in _longest_non_overlapping(found):
         tag = ""
@@ -219,20 +246,20 @@ def _people(text: str, markers: list[int]) -> tuple[list[_Match], list[_Match], 
     return people, explicit, pronouns
 
 
-def _purpose(text: str, people: list[_Match]) -> int:
+def _purpose(text: str, people: list[_Match], scripts: tuple[bool, bool]) -> int:
     signals: list[tuple[int, int, bool]] = []  # (position, purpose, strong)
-    self_gift_spans = [(m.start(), m.end()) for m in _SELF_GIFT.finditer(text)]
+    self_gift_spans = [(m.start(), m.end()) for m in _SELF_GIFT.finditer(text, scripts)]
     for s, _ in self_gift_spans:
         signals.append((s, 1, True))
-    for m in _GIFT.finditer(text):
+    for m in _GIFT.finditer(text, scripts):
         if any(a <= m.start() < b for a, b in self_gift_spans):
             continue
         if _GIFT_NEG_AFTER.match(text, m.end()) or _GIFT_NEG_BEFORE.search(text[max(0, m.start() - 16):m.start()]):
             continue
         signals.append((m.start(), 2, True))
-    for m in _SELF_STRONG.finditer(text):
+    for m in _SELF_STRONG.finditer(text, scripts):
         signals.append((m.start(), 1, True))
-    for m in _SELF_WEAK.finditer(text):
+    for m in _SELF_WEAK.finditer(text, scripts):
         signals.append((m.start(), 1, False))
     for p in people:
         if p.kind.endswith(":speaker"):
@@ -423,10 +450,10 @@ def _budget(text: str) -> int:
     return value if 0 < value <= schema.MAX_BUDGET_KRW else 0
 
 
-def _interest(text: str) -> int:
+def _interest(text: str, scripts: tuple[bool, bool]) -> int:
     found = []
     for code, tier, rx in _INTEREST_RULES:
-        found.extend(_Match(m.start(), m.end(), code, tier) for m in rx.finditer(text))
+        found.extend(_Match(m.start(), m.end(), code, tier) for m in rx.finditer(text, scripts))
     kept = []
     for m in _longest_non_overlapping(found):
         if _INTEREST_NEG_AFTER.match(text, m.end):
@@ -464,17 +491,18 @@ def _season(text: str) -> int:
 def extract_features(text: str) -> tuple[float, ...]:
     """The contract vector of a text (any text: nothing stated gives all zeros)."""
     norm = normalize(text)
+    scripts = _scripts(norm)
     markers = _speaker_markers(norm)
-    people, explicit, pronouns = _people(norm, markers)
+    people, explicit, pronouns = _people(norm, markers, scripts)
     ages = _ages(norm, markers)
-    purpose = _purpose(norm, people)
+    purpose = _purpose(norm, people, scripts)
     if purpose == 0 and _speaker_extra(explicit, ages):
         purpose = 1
     vector = (
         _age(purpose, ages),
         _gender(purpose, people, explicit, pronouns),
         _budget(norm),
-        _interest(norm),
+        _interest(norm, scripts),
         purpose,
         _season(norm),
     )
