@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import collections
 import csv
-import io
 import json
 import os
 import sys
@@ -191,21 +190,33 @@ def _clean(message: str) -> str:
     return " ".join(message.split())
 
 
+def _csv_field(value: str) -> str:
+    if any(c in value for c in ',"\r\n'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
 def render_chunk(chunk: Chunk, reply, top_k: int) -> tuple[str, int]:
     """CSV text of one answered chunk, and how many of its rows are errors."""
-    catalog = np.asarray(list(reply.catalog) + [""], dtype=object)  # index -1 -> ""
-    names = catalog[reply.indices]
-    scores = reply.scores
+    catalog = [_csv_field(p) for p in reply.catalog] + [""]  # index -1 -> ""
+    names = np.asarray(catalog, dtype=object)[reply.indices].tolist()
+    scores = reply.scores.tolist()
     errors = {**reply.errors, **chunk.local_errors}  # a local check explains a row best
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    for pos, row_id in enumerate(chunk.ids):
+    # One %-format per row: this loop is most of the job's client-side time.
+    line = "%s" + ",%s" * top_k + ",%.6f" * top_k + ",\n"
+    failed = "%s" + "," * (2 * top_k) + ",%s\n"
+    ids = chunk.ids
+    joined = "\x00".join(ids)
+    if any(c in joined for c in ',"\r\n'):  # one scan of the chunk instead of one per id
+        ids = [_csv_field(i) for i in ids]
+    out = []
+    for pos, row_id in enumerate(ids):
         error = errors.get(pos)
         if error:
-            writer.writerow([row_id, *([""] * (2 * top_k)), _clean(error)])
+            out.append(failed % (row_id, _csv_field(_clean(error))))
         else:
-            writer.writerow([row_id, *names[pos].tolist(), *(f"{s:.6f}" for s in scores[pos]), ""])
-    return buffer.getvalue(), len(errors)
+            out.append(line % (row_id, *names[pos], *scores[pos]))
+    return "".join(out), len(errors)
 
 
 # --------------------------------------------------------------------------- resume

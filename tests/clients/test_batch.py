@@ -197,3 +197,19 @@ def test_text_column_through_the_gateway(gateway_target, tmp_path):
     ok = result[result["error"] == ""]
     assert ok.loc[ok["id"].astype(int) % 5 == 3, "product_1"].eq("console").all()
     assert ok.loc[ok["id"].astype(int) % 5 == 1, "product_1"].eq("ereader").all()
+
+
+def test_rendered_rows_parse_back_with_awkward_ids_and_messages():
+    from clients.client import BatchResult
+
+    reply = BatchResult(model_version=1, top_k=2, rows=2, catalog=("earbuds", "laptop"),
+                        indices=np.array([[1, 0], [-1, -1]], dtype=np.int32),
+                        scores=np.array([[0.75, 0.25], [0, 0]], dtype=np.float32),
+                        features=np.zeros((2, 6), np.float32), errors={1: 'budget "x",\nbad'})
+    chunk = batch.Chunk(ids=['a,"b"', "plain"], request=None, local_errors={})
+    text, bad = batch.render_chunk(chunk, reply, 2)
+    rows = list(csv.reader(text.splitlines()))
+    assert bad == 1
+    assert rows[0] == ['a,"b"', "laptop", "earbuds", "0.750000", "0.250000", ""]
+    assert rows[1] == ["plain", "", "", "", "", 'budget "x", bad']
+    assert text.count("\n") == 2  # one line per row, which resume relies on
