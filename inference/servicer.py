@@ -12,6 +12,7 @@ import time
 import grpc
 import numpy as np
 
+from inference import wire
 from inference.batching import DynamicBatcher
 from inference.manager import ModelManager, NoModelLoaded, VersionNotLoaded
 from inference.metrics import WorkerMetrics
@@ -25,6 +26,10 @@ TEXT_NOT_ACCEPTED = ("text is vectorized by the gateway; send features to the in
                      "or call the gateway")
 TEXTS_NOT_ACCEPTED = ("texts are vectorized by the gateway; send features to the inference server, "
                       "or call the gateway")
+_BATCH_FIELDS = recommend_pb2.RecommendBatchResponse.DESCRIPTOR.fields_by_name
+_INDICES = _BATCH_FIELDS["product_indices"].number
+_SCORES = _BATCH_FIELDS["scores"].number
+_FEATURES = _BATCH_FIELDS["features"].number
 
 
 class RpcFailure(Exception):
@@ -129,9 +134,12 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
         self.metrics.observe_batch(matrix.shape[0] - len(result.errors), "batch_rpc")
         response = recommend_pb2.RecommendBatchResponse(
             model_version=model.version, top_k=k, rows=matrix.shape[0], product_ids=model.product_ids)
-        response.product_indices.extend(result.indices.ravel())
-        response.scores.extend(result.scores.ravel())
-        response.features.extend(matrix.ravel())
+        indices = wire.packed_small_int32(_INDICES, result.indices)
+        if indices is None:  # a catalog of more than 128 products: the slow, general path
+            response.product_indices.extend(result.indices.ravel().tolist())
+            indices = b""
+        response.MergeFromString(indices + wire.packed_float(_SCORES, result.scores)
+                                 + wire.packed_float(_FEATURES, matrix))
         for error in result.errors:
             response.errors.add(row=error.row, message=str(error))
         return response

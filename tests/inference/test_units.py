@@ -180,3 +180,22 @@ def test_score_batch_scores_valid_rows_in_one_call_and_reports_bad_rows():
     assert "budget" in str(result.errors[0]) and "age" in str(result.errors[1])
     assert result.indices[:, 0].tolist() == [3, -1, 7, -1]
     assert result.scores[1].tolist() == [0, 0] and result.scores[2, 0] == 2
+
+
+# ---------------------------------------------------------------- wire encoding
+
+
+def test_packed_fields_decode_to_the_same_values_as_extend():
+    from inference import wire
+    from recommender.v1 import recommend_pb2
+
+    indices = np.array([[3, 0, 9], [-1, -1, -1], [127, 1, 2]], dtype=np.int32)
+    scores = np.array([0.5, 0.25, 1e-8, 0, 0, 0, 1, 0.1, 0.2], dtype=np.float32)
+    fields = recommend_pb2.RecommendBatchResponse.DESCRIPTOR.fields_by_name
+    fast = recommend_pb2.RecommendBatchResponse(rows=3)
+    fast.MergeFromString(wire.packed_small_int32(fields["product_indices"].number, indices)
+                         + wire.packed_float(fields["scores"].number, scores))
+    slow = recommend_pb2.RecommendBatchResponse(rows=3, product_indices=indices.ravel().tolist(),
+                                                scores=scores.tolist())
+    assert fast == slow
+    assert wire.packed_small_int32(4, np.array([128])) is None
