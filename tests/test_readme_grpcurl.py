@@ -45,6 +45,14 @@ def readme_commands() -> list[str]:
     return commands
 
 
+def snake_keys(value):
+    if isinstance(value, dict):
+        return {re.sub(r"(?<!^)([A-Z])", r"_\1", k).lower(): snake_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [snake_keys(v) for v in value]
+    return value
+
+
 def grpcurl_binary() -> str:
     beside_python = Path(sys.executable).parent / "grpcurl"
     if beside_python.exists():
@@ -98,17 +106,19 @@ def test_readme_grpcurl_command_works(servers, command):
     if "/" not in method:  # list / describe: plain text naming our package
         assert "recommender.v1" in output or "grpc." in output
         return
-    reply = json.loads(output)  # one JSON object per response; these are all unary
+    # one JSON object per response (these are all unary); grpcurl prints the proto field
+    # names, normalise to snake_case in case a version prints lowerCamelCase instead
+    reply = snake_keys(json.loads(output))
     if method.endswith("Health/Check"):
         assert reply == {"status": "SERVING"}
     elif method.endswith("/Vectorize"):
         assert len(reply["features"]) == 6 and reply["vectorizer"] == "VECTORIZER_LOCAL"
     elif method.endswith("/Recommend"):
-        assert reply["items"] and reply["items"][0]["productId"]
+        assert reply["items"] and reply["items"][0]["product_id"]
         assert len(reply["features"]) == 6
     elif method.endswith("/RecommendBatch"):
-        assert reply["rows"] * reply["topK"] == len(reply["productIndices"])
-        assert reply.get("productIds")
+        assert reply["rows"] * reply["top_k"] == len(reply["product_indices"])
+        assert reply.get("product_ids")
     elif method.endswith("/Chat"):
         assert reply["reply"] and reply["state"]["turn"] >= 1
     else:

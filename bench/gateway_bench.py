@@ -1,0 +1,153 @@
+"""Gateway benchmark (part of `make bench`): Recommend through the gateway with `features` and
+with `text` (local vectorizer), at concurrency 1 and 32, next to the echo floor measured in the
+same run, plus the local vectorizer's cost per message.
+
+The echo floor is a gRPC server that answers Recommend with a canned response and does no
+work: the most any Python gRPC service can do on this machine with this load generator. The
+gateway is two hops (client -> gateway -> inference), so the goals are ratios to that floor:
+features at c32 >= 0.4x, text at c32 >= 0.35x.
+
+    python -m bench.gateway_bench [--duration 5] [--models-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from recommender import model_repository
+from recommender.v1 import recommend_pb2
+from tests.support import ServerProcess, free_port, wait_for_health
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+GOALS = {"features": 0.40, "text": 0.35}
+CONCURRENCIES = (1, 32)
+FEATURES = [35, 1, 300_000, 2, 1, 0]
+# Varied messages so the local vectorizer does real work (it is not cached: it is cheaper
+# than a cache lookup would save).
+TEXTS = [
+    "저는 30대 여성인데 운동할 때 쓸 거 찾아요. 예산은 30만원이에요",
+    "A gift for my dad, he is in his sixties and has back pain, up to 300,000 won",
+    "겨울방학에 고등학생 조카 선물로 게임기 50만원 이하",
+    "I'm a 24-year-old man looking for something for my trip to Japan, around 1.2 million won",
+    "엄마 환갑 선물 요리 좋아하셔서 20만원 정도",
+    "college student, need a laptop for coding, max 2 million won",
+    "여자친구 생일 선물로 뷰티 관련 40만원 내외",
+    "my daughter is in elementary school and loves drawing, 80만원 까지",
+]
+
+
+def _load_generator():
+    from bench import loadgen
+
+    return loadgen
+
+
+def _ensure_model(models_dir: Path | None, work: Path) -> Path:
+    if models_dir is not None and model_repository.latest_version(models_dir) is not None:
+        return models_dir
+    models = work / "models"
+    data = work / "purchases.csv"
+    print("bench: training a model for the gateway benchmark ...", flush=True)
+    subprocess.run([PYTHON, "-m", "trainer", "generate", "--rows", "20000", "--seed", "7", "--out", str(data)],
+                   cwd=ROOT, check=True, capture_output=True)
+    subprocess.run([PYTHON, "-m", "trainer", "train", "--data", str(data), "--models-dir", str(models),
+                    "--seed", "7", "--quiet"], cwd=ROOT, check=True, capture_output=True)
+    return models
+
+
+def local_vectorizer_us_per_message(rounds: int = 2000) -> float:
+    from gateway.vectorizers.local import LocalVectorizer
+
+    vectorizer = LocalVectorizer()
+    for text in TEXTS:  # warm-up (lexicon compilation, regex caches)
+        vectorizer.vectorize(text)
+    started = time.perf_counter()
+    for i in range(rounds):
+        vectorizer.vectorize(TEXTS[i % len(TEXTS)])
+    return (time.perf_counter() - started) / rounds * 1e6
+
+
+def run(args: argparse.Namespace | None = None) -> None:
+    duration = float(getattr(args, "duration", None) or 5.0)
+    models_dir = getattr(args, "models_dir", None)
+    workers = int(getattr(args, "workers", None) or max(1, os.cpu_count() or 1))
+    loadgen = _load_generator()
+    from bench import echo_server
+
+    work = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
+    servers: list[ServerProcess] = []
+    try:
+        models = _ensure_model(Path(models_dir) if models_dir else None, work)
+        echo_port, inference_port, gateway_port = free_port(), free_port(), free_port()
+        echo = ServerProcess(echo_server.command(echo_port), work / "echo.log").start()
+        servers.append(echo)
+        inference = ServerProcess(
+            [PYTHON, "-m", "inference", "--models-dir", str(models), "--port", str(inference_port),
+             "--workers", str(workers), "--metrics-port", "0", "--log-level", "WARNING"],
+            work / "inference.log").start()
+        servers.append(inference)
+        wait_for_health(f"127.0.0.1:{echo_port}", timeout=60, process=echo.process)
+        wait_for_health(f"127.0.0.1:{inference_port}", timeout=180, process=inference.process)
+        worker_targets = ",".join(f"127.0.0.1:{inference_port + 1 + i}" for i in range(workers))
+        gateway = ServerProcess(
+            [PYTHON, "-m", "gateway", "serve", "--port", str(gateway_port), "--inference", worker_targets,
+             "--metrics-port", "0", "--log-level", "WARNING"], work / "gateway.log").start()
+        servers.append(gateway)
+        wait_for_health(f"127.0.0.1:{gateway_port}", timeout=60, process=gateway.process)
+
+        features_request = recommend_pb2.RecommendRequest(features=FEATURES)
+        text_requests = [recommend_pb2.RecommendRequest(text=t) for t in TEXTS]
+        cases = [
+            ("echo floor", f"127.0.0.1:{echo_port}", [features_request]),
+            ("gateway features", f"127.0.0.1:{gateway_port}", [features_request]),
+            ("gateway text", f"127.0.0.1:{gateway_port}", text_requests),
+        ]
+        results: dict[tuple[str, int], object] = {}
+        for concurrency in CONCURRENCIES:
+            for name, target, requests in cases:
+                results[(name, concurrency)] = loadgen.run_unary(
+                    target, "/recommender.v1.RecommendService/Recommend", requests,
+                    concurrency=concurrency, duration_s=duration)
+        vectorizer_us = local_vectorizer_us_per_message()
+    finally:
+        for server in reversed(servers):
+            server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    print()
+    print(f"Gateway Recommend ({workers} inference workers, {duration:.0f} s per case, 127.0.0.1)")
+    print(f"{'case':<18} {'conc':>4} {'rps':>9} {'p50 ms':>8} {'p99 ms':>8} {'x echo':>7} {'goal':>6}")
+    for concurrency in CONCURRENCIES:
+        floor = results[("echo floor", concurrency)].rps
+        for name, _, _ in cases:
+            r = results[(name, concurrency)]
+            ratio = r.rps / floor if floor else 0.0
+            kind = name.split()[-1]
+            goal = GOALS.get(kind) if concurrency == 32 else None
+            verdict = "" if goal is None else (f">={goal:.2f}" + (" ok" if ratio >= goal else " MISS"))
+            print(f"{name:<18} {concurrency:>4} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
+                  f"{ratio:>6.2f}x {verdict:>6}")
+    print(f"local vectorizer: {vectorizer_us:.1f} µs per message ({len(TEXTS)} varied messages)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.gateway_bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per case")
+    parser.add_argument("--models-dir", help="use this model repository instead of training one")
+    parser.add_argument("--workers", type=int, help="inference worker processes (default: CPU count)")
+    run(parser.parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
