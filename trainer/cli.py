@@ -72,6 +72,13 @@ def _load_catalog(path: str | None) -> Catalog | None:
 
 
 def _train(args) -> int:
+    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size), ("--patience", args.patience)):
+        if value < 1:
+            print(f"error: {flag} must be at least 1, got {value}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    if not args.learning_rate > 0:
+        print(f"error: --learning-rate must be positive, got {args.learning_rate}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     data = Path(args.data)
     if args.generate_if_missing and not data.exists():
         write_dataset(generate(DEFAULT_ROWS, DEFAULT_SEED), data, DEFAULT_SEED)
