@@ -110,7 +110,7 @@ def _check_ranges(features: np.ndarray, path: Path) -> None:
     raise DataError(f"{path}: {len(bad)} row(s) out of range: {_first_rows(bad)}; " + "; ".join(details))
 
 
-def _labels(frame: pd.DataFrame, catalog: Catalog, path: Path) -> np.ndarray:
+def _labels(frame: pd.DataFrame, catalog: Catalog, path: Path, every_product: bool) -> np.ndarray:
     ids = frame[LABEL_COLUMN].astype(str).str.strip().to_numpy()
     known = {pid: i for i, pid in enumerate(catalog.product_ids)}
     labels = np.array([known.get(pid, -1) for pid in ids], dtype=np.int64)
@@ -124,7 +124,7 @@ def _labels(frame: pd.DataFrame, catalog: Catalog, path: Path) -> np.ndarray:
         )
     counts = np.bincount(labels, minlength=len(catalog))
     empty = [catalog[i].product_id for i in np.flatnonzero(counts == 0)]
-    if empty:
+    if empty and every_product:
         raise DataError(
             f"{path}: product(s) {', '.join(empty)} have no rows; every catalog product needs "
             f"purchases to be learned (remove it from the catalog or add data)"
@@ -132,8 +132,12 @@ def _labels(frame: pd.DataFrame, catalog: Catalog, path: Path) -> np.ndarray:
     return labels
 
 
-def load_purchases(path: str | os.PathLike, catalog: Catalog | None = None, min_rows: int = MIN_ROWS) -> Dataset:
-    """Read and check a purchases file. `catalog` defaults to the shop's default catalog."""
+def load_purchases(path: str | os.PathLike, catalog: Catalog | None = None, min_rows: int = MIN_ROWS,
+                   every_product: bool = True) -> Dataset:
+    """Read and check a purchases file. `catalog` defaults to the shop's default catalog.
+
+    Training needs `min_rows` and rows of every product; scoring a version on a small
+    hold-out file (min_rows=1, every_product=False) does not."""
     path = Path(path)
     catalog = catalog or DEFAULT_CATALOG
     frame = _read(path)
@@ -143,7 +147,7 @@ def load_purchases(path: str | os.PathLike, catalog: Catalog | None = None, min_
         raise DataError(f"{path}: has {len(frame)} rows; training needs at least {min_rows}")
     features = _numeric_features(frame, path)
     _check_ranges(features, path)
-    labels = _labels(frame, catalog, path)
+    labels = _labels(frame, catalog, path, every_product)
     sha256 = sha256_of(path)
     generated = catalog == DEFAULT_CATALOG and is_generated(path, sha256)
     return Dataset(features.astype(np.float32), labels, catalog, path, sha256, generated)

@@ -125,3 +125,12 @@ def test_unreadable_parquet_is_rejected(tmp_path):
     path.write_bytes(b"not parquet at all")
     with pytest.raises(DataError, match="cannot read as Parquet"):
         load_purchases(path)
+
+
+def test_a_hold_out_file_for_scoring_may_be_small_and_miss_products(tmp_path, small_frame):
+    path = tmp_path / "holdout.csv"
+    small_frame[small_frame["product_id"] != "camera"].head(50).to_csv(path, index=False)
+    data = load_purchases(path, min_rows=1, every_product=False)
+    assert data.rows == 50 and DEFAULT_CATALOG.index_of("camera") not in data.labels
+    with pytest.raises(DataError, match="have no rows"):
+        load_purchases(path, min_rows=1)
