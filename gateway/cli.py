@@ -9,6 +9,7 @@ configure the gateway without a wrapper script."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -58,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--metrics-port", type=int, default=int(_env("GATEWAY_METRICS_PORT", "9101")),
                        help="Prometheus /metrics port; 0 disables (env GATEWAY_METRICS_PORT)")
     serve.add_argument("--threads", type=int, default=int(_env("GATEWAY_THREADS", "32")),
-                       help="RPC handler threads (env GATEWAY_THREADS)")
+                       help="threads for blocking work: Bedrock calls, chat turns, text batches "
+                            "(env GATEWAY_THREADS)")
     serve.add_argument("--grace", type=float, default=5.0,
                        help="seconds running RPCs get to finish on SIGTERM")
     serve.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"),
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     # botocore logs request details at DEBUG; keep it quiet even when we are not.
     logging.getLogger("botocore").setLevel(logging.WARNING)
     from gateway.forwarding import parse_addresses
-    from gateway.server import GatewayConfig, GatewayServer
+    from gateway.server import GatewayConfig, serve
 
     try:
         parse_addresses(args.inference)
@@ -95,9 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         grace_s=args.grace,
     )
     try:
-        server = GatewayServer(config)
+        asyncio.run(serve(config))
     except ValueError as exc:  # a bad flag combination, e.g. bedrock-flow without --bedrock-config
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
-    server.serve_forever()
     return 0

@@ -9,13 +9,13 @@ bounds the whole two-hop request. When no inference server is reachable an RPC f
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import logging
 import socket
-import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -123,45 +123,55 @@ def channel_options(max_attempts: int = 3) -> list[tuple[str, object]]:
 
 
 class InferenceClient:
-    """Forwards vectors to the inference servers over one shared channel (thread-safe)."""
+    """Forwards vectors to the inference servers over one shared grpc.aio channel.
+
+    Create it inside the gateway's event loop. Coroutines for the servicers; `recommend_blocking`
+    for plain-Python code running on a worker thread (the chat engine)."""
 
     def __init__(self, addresses: str | Sequence[str], *, max_attempts: int = 3):
         self.addresses = parse_addresses(addresses)
         self.target = channel_target(self.addresses)
-        self._channel = grpc.insecure_channel(self.target, options=channel_options(max_attempts))
+        self._loop = asyncio.get_running_loop()
+        self._channel = grpc.aio.insecure_channel(self.target, options=channel_options(max_attempts))
         self._stub = recommend_pb2_grpc.RecommendServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
-        self._closed = threading.Event()
 
     # ------------------------------------------------------------------ calls
 
-    def recommend(self, features: Sequence[float], top_k: int = 0, model_version: int = 0,
-                  timeout: float | None = None) -> recommend_pb2.RecommendResponse:
+    async def recommend(self, features: Sequence[float], top_k: int = 0, model_version: int = 0,
+                        timeout: float | None = None) -> recommend_pb2.RecommendResponse:
         request = recommend_pb2.RecommendRequest(
             features=features, top_k=top_k, model_version=model_version)
-        return self._call(self._stub.Recommend, request, timeout)
+        return await self._call(self._stub.Recommend, request, timeout)
 
-    def recommend_batch(self, flat_features: Sequence[float], top_k: int = 0, model_version: int = 0,
-                        timeout: float | None = None) -> recommend_pb2.RecommendBatchResponse:
+    def recommend_blocking(self, features: Sequence[float], top_k: int = 0, model_version: int = 0,
+                           timeout: float | None = None) -> recommend_pb2.RecommendResponse:
+        """`recommend` for a worker thread: runs the call on the gateway's loop and waits."""
+        future = asyncio.run_coroutine_threadsafe(
+            self.recommend(features, top_k, model_version, timeout), self._loop)
+        return future.result()
+
+    async def recommend_batch(self, flat_features: Sequence[float], top_k: int = 0,
+                              model_version: int = 0, timeout: float | None = None,
+                              ) -> recommend_pb2.RecommendBatchResponse:
         request = recommend_pb2.RecommendBatchRequest(
             features=flat_features, top_k=top_k, model_version=model_version)
-        return self.forward_batch(request, timeout)
+        return await self.forward_batch(request, timeout)
 
-    def forward_batch(self, request: recommend_pb2.RecommendBatchRequest,
-                      timeout: float | None = None) -> recommend_pb2.RecommendBatchResponse:
+    async def forward_batch(self, request: recommend_pb2.RecommendBatchRequest,
+                            timeout: float | None = None) -> recommend_pb2.RecommendBatchResponse:
         """Forward an already-built vector batch as is (no copy of its rows)."""
-        return self._call(self._stub.RecommendBatch, request, timeout)
+        return await self._call(self._stub.RecommendBatch, request, timeout)
 
-    def open_stream(self, requests: Iterable[recommend_pb2.RecommendBatchRequest],
+    def open_stream(self, requests: AsyncIterable[recommend_pb2.RecommendBatchRequest],
                     timeout: float | None = None):
-        """Start one backend RecommendStream fed by `requests` (consumed on gRPC's own
-        thread). Returns the call: iterate it for responses (one per request, in order), wrap
-        the iteration in `translate_errors`, cancel it when the caller hangs up."""
-        return self._stub.RecommendStream(iter(requests), timeout=timeout)
+        """Start one backend RecommendStream fed by `requests`. Returns the call: `await
+        call.read()` gives one response per request, in order (grpc.aio.EOF at the end)."""
+        return self._stub.RecommendStream(requests, timeout=timeout)
 
-    def _call(self, method, request, timeout):
+    async def _call(self, method, request, timeout):
         try:
-            return method(request, timeout=DEFAULT_TIMEOUT_S if timeout is None else max(timeout, 0.001))
+            return await method(request, timeout=DEFAULT_TIMEOUT_S if timeout is None else max(timeout, 0.001))
         except grpc.RpcError as exc:
             raise self.explain(exc) from None
 
@@ -176,22 +186,20 @@ class InferenceClient:
 
     # ------------------------------------------------------------------ health
 
-    def backend_serving(self, timeout: float = 1.0) -> bool:
+    async def backend_serving(self, timeout: float = 1.0) -> bool:
         """True when some inference backend answers health SERVING. Round-robin sends each
         check to the next ready backend, so one try per address covers them all."""
         for _ in range(len(self.addresses)):
             try:
-                reply = self._health.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+                reply = await self._health.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
             except grpc.RpcError:
                 continue
             if reply.status == health_pb2.HealthCheckResponse.SERVING:
                 return True
         return False
 
-    def close(self) -> None:
-        if not self._closed.is_set():
-            self._closed.set()
-            self._channel.close()
+    async def close(self) -> None:
+        await self._channel.close()
 
 
 # ---------------------------------------------------------------------------- text batches

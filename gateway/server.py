@@ -1,17 +1,21 @@
 """The gateway process: gRPC server with the Vectorize, Recommend and Chat services, the
 standard health service (NOT_SERVING while no inference backend answers), server reflection,
-Prometheus metrics and a graceful stop on SIGTERM/SIGINT."""
+Prometheus metrics and a graceful stop on SIGTERM/SIGINT. One grpc.aio event loop serves
+every call and drives the one channel to inference: a proxy mostly waits, and the loop
+costs less per forwarded call than a thread per call."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import signal
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
@@ -76,29 +80,28 @@ class BackendHealthWatcher:
     SERVING while some backend answers SERVING, NOT_SERVING otherwise (so a load balancer
     stops sending customers to a gateway that could only fail them)."""
 
-    def __init__(self, inference: InferenceClient, health_servicer: health.HealthServicer,
+    def __init__(self, inference: InferenceClient, health_servicer: HealthServicer,
                  interval_s: float = 1.0):
         self.inference = inference
         self.health_servicer = health_servicer
         self.interval_s = interval_s
-        self._stop = threading.Event()
         self._up: bool | None = None
-        self._thread = threading.Thread(target=self._run, name="backend-health", daemon=True)
+        self._task: asyncio.Task | None = None
 
     def start(self) -> None:
-        self._thread.start()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="backend-health")
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
-    def check_once(self) -> bool:
-        up = self.inference.backend_serving(timeout=min(1.0, self.interval_s * 2))
-        if self._stop.is_set():
-            return up
+    async def check_once(self) -> bool:
+        up = await self.inference.backend_serving(timeout=min(1.0, self.interval_s * 2))
         status = health_pb2.HealthCheckResponse.SERVING if up else health_pb2.HealthCheckResponse.NOT_SERVING
         for service in ("", *SERVICE_NAMES):
-            self.health_servicer.set(service, status)
+            await self.health_servicer.set(service, status)
         metrics.INFERENCE_UP.set(1 if up else 0)
         if up != self._up:
             log.log(logging.INFO if up else logging.WARNING,
@@ -107,16 +110,20 @@ class BackendHealthWatcher:
             self._up = up
         return up
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    async def _run(self) -> None:
+        while True:
             try:
-                self.check_once()
+                await self.check_once()
+            except asyncio.CancelledError:
+                raise
             except Exception:  # never let the watcher die: health would freeze
                 log.exception("event=health_watch_failed")
-            self._stop.wait(self.interval_s)
+            await asyncio.sleep(self.interval_s)
 
 
 class GatewayServer:
+    """Build inside a running event loop (`asyncio.run(serve(config))` does)."""
+
     def __init__(self, config: GatewayConfig, vectorizer: Vectorizer | None = None,
                  chat_engine=None):
         self.config = config
@@ -126,9 +133,10 @@ class GatewayServer:
 
             chat_engine = ChatEngine(self.vectorizer)
         self.inference = InferenceClient(config.inference)
-        self._text_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="vectorize")
-        self.server = grpc.server(
-            ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="rpc"),
+        # Synchronous work (Bedrock calls, chat turns, text batches) runs here, off the loop.
+        self._pool = ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="blocking")
+        self._text_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="batch-texts")
+        self.server = grpc.aio.server(
             options=[
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -136,60 +144,63 @@ class GatewayServer:
             ],
         )
         vectorize_pb2_grpc.add_VectorizeServiceServicer_to_server(
-            VectorizeServicer(self.vectorizer), self.server)
+            VectorizeServicer(self.vectorizer, self._pool), self.server)
         recommend_pb2_grpc.add_RecommendServiceServicer_to_server(
-            RecommendServicer(self.vectorizer, self.inference, self._text_pool), self.server)
+            RecommendServicer(self.vectorizer, self.inference, self._pool, self._text_pool), self.server)
         chat_pb2_grpc.add_ChatServiceServicer_to_server(
-            ChatServicer(chat_engine, self.inference), self.server)
-        self.health = health.HealthServicer(experimental_non_blocking=True)
-        for service in ("", *SERVICE_NAMES):
-            self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+            ChatServicer(chat_engine, self.inference, self._pool), self.server)
+        self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
         self.watcher = BackendHealthWatcher(self.inference, self.health, config.health_interval_s)
         self.bound_port: int | None = None
-        self._stopped = threading.Event()
+        self._stopped = False
 
-    def start(self) -> int:
+    async def start(self) -> int:
+        for service in ("", *SERVICE_NAMES):
+            await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
         address = f"{self.config.host}:{self.config.port}"
         self.bound_port = self.server.add_insecure_port(address)
         if not self.bound_port:
             raise OSError(f"cannot listen on {address}")
         if self.config.metrics_port:
             start_http_server(self.config.metrics_port, addr=self.config.host)
-        self.server.start()
+        await self.server.start()
         self.watcher.start()
         log.info("event=gateway_started address=%s:%d inference=%s vectorizer=%s fallback=%s "
                  "metrics_port=%s", self.config.host, self.bound_port, self.inference.target,
                  self.config.vectorizer, self.config.fallback, self.config.metrics_port or "off")
         return self.bound_port
 
-    def stop(self, grace_s: float | None = None) -> None:
+    async def stop(self, grace_s: float | None = None) -> None:
         """Stop taking new RPCs, let running ones finish within the grace period, close."""
-        if self._stopped.is_set():
+        if self._stopped:
             return
-        self._stopped.set()
+        self._stopped = True
         grace = self.config.grace_s if grace_s is None else grace_s
         log.info("event=gateway_stopping grace_s=%s", grace)
-        self.watcher.stop()
-        self.health.enter_graceful_shutdown()
-        self.server.stop(grace).wait()
-        self.inference.close()
+        await self.watcher.stop()
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        await self.inference.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self._text_pool.shutdown(wait=False, cancel_futures=True)
         log.info("event=gateway_stopped")
 
-    def serve_forever(self) -> None:
-        """Run until SIGTERM or SIGINT, then stop gracefully."""
-        done = threading.Event()
 
-        def on_signal(signum, _frame):
-            log.info("event=signal signal=%s", signal.Signals(signum).name)
-            done.set()
+async def serve(config: GatewayConfig) -> None:
+    """Run the gateway until SIGTERM or SIGINT, then stop gracefully."""
+    server = GatewayServer(config)
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _on_signal, sig, done)
+    await server.start()
+    await done.wait()
+    await server.stop()
 
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        self.start()
-        while not done.wait(1.0):
-            pass
-        self.stop()
+
+def _on_signal(sig: signal.Signals, done: asyncio.Event) -> None:
+    log.info("event=signal signal=%s", sig.name)
+    done.set()

@@ -1,17 +1,21 @@
-"""The gateway's gRPC servicers, kept thin: parse the request, call the vectorizer / the
-inference client / the chat engine, map errors to status codes, record metrics.
+"""The gateway's gRPC servicers (grpc.aio), kept thin: parse the request, call the vectorizer /
+the inference client / the chat engine, map errors to status codes, record metrics.
 
-Error mapping (one place, `_abort_for`):
+Error mapping (one place, `_status_of`):
   schema.InvalidText, schema.InvalidFeatures, ValueError (top_k, shapes) -> INVALID_ARGUMENT
   VectorizerUnavailable (Bedrock down and no fallback)                   -> UNAVAILABLE
   errors from the inference backend                                      -> their own code
+
+Threading: handlers run on the event loop. The local vectorizer is sub-millisecond and runs
+inline (a thread hop would cost more than it saves); Bedrock calls, batches of texts and chat
+turns (plain synchronous code) run on the loop's thread pool.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
-import queue
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -45,7 +49,7 @@ class _Abort(Exception):
         self.message = message
 
 
-def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
+def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, _Abort):
         return exc.code, exc.message
     if isinstance(exc, grpc.RpcError) and callable(getattr(exc, "code", None)):
@@ -54,23 +58,21 @@ def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
         return grpc.StatusCode.UNAVAILABLE, f"vectorizer unavailable and no fallback answered: {exc}"
     if isinstance(exc, ValueError):  # InvalidText, InvalidFeatures, top_k
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
-    return None
+    return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}"
 
 
-def _abort_for(context: grpc.ServicerContext, method: str, exc: BaseException):
-    status = _status_of(exc)
-    if status is None:
-        log.exception("event=rpc_failed method=%s", method)
-        context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(exc).__name__}")
-    code, message = status
-    level = logging.WARNING if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL) else logging.INFO
-    log.log(level, "event=rpc_error method=%s code=%s message=%r", method, code.name, message)
-    context.abort(code, message)
+def _log_failure(method: str, exc: Exception) -> tuple[grpc.StatusCode, str]:
+    code, message = _status_of(exc)
+    if code == grpc.StatusCode.INTERNAL:
+        log.error("event=rpc_failed method=%s", method, exc_info=exc)
+    else:
+        level = logging.WARNING if code == grpc.StatusCode.UNAVAILABLE else logging.INFO
+        log.log(level, "event=rpc_error method=%s code=%s message=%r", method, code.name, message)
+    return code, message
 
 
-def _record(method: str, context: grpc.ServicerContext, started: float) -> None:
-    code = context.code() if hasattr(context, "code") else None
-    metrics.RPCS.labels(method, (code or grpc.StatusCode.OK).name).inc()
+def _record(method: str, code: grpc.StatusCode, started: float) -> None:
+    metrics.RPCS.labels(method, code.name).inc()
     metrics.RPC_LATENCY.labels(method).observe(time.perf_counter() - started)
 
 
@@ -79,46 +81,51 @@ def unary(method: str):
 
     def wrap(handler):
         @functools.wraps(handler)
-        def run(self, request, context):
+        async def run(self, request, context):
             started = time.perf_counter()
+            code = grpc.StatusCode.OK
             try:
-                return handler(self, request, context)
+                return await handler(self, request, context)
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except grpc.aio.AbortError:
+                raise
             except Exception as exc:
-                if _is_abort(context):
-                    raise
-                _abort_for(context, method, exc)
+                code, message = _log_failure(method, exc)
+                await context.abort(code, message)
             finally:
-                _record(method, context, started)
+                _record(method, code, started)
         return run
     return wrap
 
 
 def streaming(method: str):
-    """Same as `unary` for a response-streaming handler (a generator)."""
+    """Same as `unary` for a response-streaming handler (an async generator)."""
 
     def wrap(handler):
         @functools.wraps(handler)
-        def run(self, request_iterator, context):
+        async def run(self, request_iterator, context):
             started = time.perf_counter()
+            code = grpc.StatusCode.OK
             try:
-                yield from handler(self, request_iterator, context)
+                async for response in handler(self, request_iterator, context):
+                    yield response
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except grpc.aio.AbortError:
+                raise
             except Exception as exc:
-                if _is_abort(context):
-                    raise
-                _abort_for(context, method, exc)
+                code, message = _log_failure(method, exc)
+                await context.abort(code, message)
             finally:
-                _record(method, context, started)
+                _record(method, code, started)
         return run
     return wrap
 
 
-def _is_abort(context: grpc.ServicerContext) -> bool:
-    """True when context.abort already ran (its exception must propagate untouched)."""
-    code = context.code() if hasattr(context, "code") else None
-    return code is not None and code != grpc.StatusCode.OK
-
-
-def _timeout(context: grpc.ServicerContext) -> float | None:
+def _timeout(context) -> float | None:
     """Time left on the caller's deadline, handed to the next hop (None: no deadline).
 
     Without a client deadline gRPC reports the time left to an "infinite future" of ~2^63 ns,
@@ -145,16 +152,33 @@ class CountingVectorizer:
         return result
 
 
+class _Blocking:
+    """Runs synchronous domain code: inline for the local vectorizer, else on the pool."""
+
+    def __init__(self, vectorizer: Vectorizer, pool: ThreadPoolExecutor):
+        self.vectorizer = vectorizer
+        self.pool = pool
+        self.remote = getattr(vectorizer, "name", LOCAL) != LOCAL
+
+    async def vectorize(self, text: str) -> VectorizeResult:
+        if not self.remote:
+            return _vectorize(self.vectorizer, text)
+        return await asyncio.get_running_loop().run_in_executor(self.pool, _vectorize, self.vectorizer, text)
+
+    async def run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+
 # --------------------------------------------------------------------------- Vectorize
 
 
 class VectorizeServicer(vectorize_pb2_grpc.VectorizeServiceServicer):
-    def __init__(self, vectorizer: Vectorizer):
-        self.vectorizer = vectorizer
+    def __init__(self, vectorizer: Vectorizer, pool: ThreadPoolExecutor):
+        self.blocking = _Blocking(vectorizer, pool)
 
     @unary("Vectorize")
-    def Vectorize(self, request, context):
-        result = _vectorize(self.vectorizer, request.text)
+    async def Vectorize(self, request, context):
+        result = await self.blocking.vectorize(request.text)
         log.debug("event=vectorized vectorizer=%s language=%s text=%r",
                   result.vectorizer, result.language, request.text)
         return vectorize_pb2.VectorizeResponse(
@@ -170,17 +194,17 @@ class VectorizeServicer(vectorize_pb2_grpc.VectorizeServiceServicer):
 
 
 class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
-    def __init__(self, vectorizer: Vectorizer, inference: InferenceClient,
-                 text_pool: ThreadPoolExecutor | None = None):
+    def __init__(self, vectorizer: Vectorizer, inference: InferenceClient, pool: ThreadPoolExecutor,
+                 text_pool: ThreadPoolExecutor):
         self.vectorizer = vectorizer
         self.inference = inference
-        # Remote vectorizers spend their time waiting on the network: a batch's texts go
-        # through a small pool. The local one is CPU-bound and sub-millisecond: inline.
-        remote = getattr(vectorizer, "name", LOCAL) != LOCAL
-        self.text_pool = text_pool if remote else None
+        self.blocking = _Blocking(vectorizer, pool)
+        # A batch's texts: Bedrock calls wait on the network, so they overlap on their own
+        # pool (not `pool`, which runs the batch itself: nesting there could deadlock).
+        self.text_pool = text_pool if self.blocking.remote else None
 
     @unary("Recommend")
-    def Recommend(self, request, context):
+    async def Recommend(self, request, context):
         has_features, has_text = len(request.features) > 0, bool(request.text)
         if has_features and has_text:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
@@ -191,11 +215,11 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
         schema.resolve_top_k(request.top_k)
         vectorizer = ""
         if has_text:
-            result = _vectorize(self.vectorizer, request.text)
+            result = await self.blocking.vectorize(request.text)
             features, vectorizer = result.features, result.vectorizer
         else:
             features = schema.validate_features(request.features)
-        response = self.inference.recommend(
+        response = await self.inference.recommend(
             features, request.top_k, request.model_version, timeout=_timeout(context))
         response.vectorizer = conversions.vectorizer_enum(vectorizer)
         if not response.features:
@@ -205,72 +229,72 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
         return response
 
     @unary("RecommendBatch")
-    def RecommendBatch(self, request, context):
-        prepared = self._prepare(request, index=None)
+    async def RecommendBatch(self, request, context):
+        prepared = await self._prepare(request, index=None)
         if prepared is None:  # vectors: forwarded untouched, the backend checks each row
-            return self.inference.forward_batch(request, timeout=_timeout(context))
+            return await self.inference.forward_batch(request, timeout=_timeout(context))
         answer = None
         if prepared.request is not None:
-            answer = self.inference.forward_batch(prepared.request, timeout=_timeout(context))
+            answer = await self.inference.forward_batch(prepared.request, timeout=_timeout(context))
         return merge_batch(prepared, answer, conversions.vectorizer_enum(prepared.vectorizer))
 
     @streaming("RecommendStream")
-    def RecommendStream(self, request_iterator, context):
+    async def RecommendStream(self, request_iterator, context):
         """One backend stream per caller stream. Vector messages pass straight through; text
         messages are vectorized on the way out and their answers re-spread over the caller's
         rows on the way back. `pending` carries, in order, what each response needs."""
-        pending: queue.Queue = queue.Queue()
+        pending: asyncio.Queue = asyncio.Queue()
         end = object()
 
-        def outgoing():
+        async def outgoing():
             try:
-                for index, message in enumerate(request_iterator):
-                    prepared = self._prepare(message, index=index)
+                index = 0
+                async for message in request_iterator:
+                    prepared = await self._prepare(message, index=index)
+                    index += 1
                     if prepared is None:
-                        pending.put(("forward", None))
+                        await pending.put(("forward", None))
                         yield message
                     elif prepared.request is None:
-                        pending.put(("local", prepared))  # no valid row: answered here
+                        await pending.put(("local", prepared))  # no valid row: answered here
                     else:
-                        pending.put(("forward", prepared))
+                        await pending.put(("forward", prepared))
                         yield prepared.request
             except Exception as exc:  # ends the backend stream; reported after earlier answers
-                pending.put(("error", exc))
+                await pending.put(("error", exc))
             finally:
-                pending.put((end, None))
+                await pending.put((end, None))
 
         call = self.inference.open_stream(outgoing(), timeout=_timeout(context))
-        context.add_callback(call.cancel)
-        while True:
-            try:
-                kind, prepared = pending.get(timeout=0.5)
-            except queue.Empty:
-                if not context.is_active():
+        try:
+            while True:
+                kind, prepared = await pending.get()
+                if kind is end:
                     return
-                if call.done() and call.code() != grpc.StatusCode.OK:
-                    raise self.inference.explain(call) from None
-                continue
-            if kind is end:
-                return
-            if kind == "error":
-                raise prepared
-            if kind == "local":
-                yield merge_batch(prepared, None, conversions.vectorizer_enum(prepared.vectorizer))
-                continue
-            try:
-                answer = next(call)
-            except grpc.RpcError as exc:
-                raise self.inference.explain(exc) from None
-            except StopIteration:
-                raise _Abort(grpc.StatusCode.INTERNAL,
-                             "inference stream ended before answering every message") from None
-            if prepared is None:
-                yield answer
-            else:
-                yield merge_batch(prepared, answer, conversions.vectorizer_enum(prepared.vectorizer))
+                if kind == "error":
+                    raise prepared
+                if kind == "local":
+                    yield merge_batch(prepared, None, conversions.vectorizer_enum(prepared.vectorizer))
+                    continue
+                try:
+                    answer = await call.read()
+                except grpc.RpcError as exc:
+                    raise self.inference.explain(exc) from None
+                if answer is grpc.aio.EOF:
+                    code = await call.code()
+                    if code != grpc.StatusCode.OK:
+                        raise _Abort(code, await call.details())
+                    raise _Abort(grpc.StatusCode.INTERNAL,
+                                 "inference stream ended before answering every message")
+                if prepared is None:
+                    yield answer
+                else:
+                    yield merge_batch(prepared, answer, conversions.vectorizer_enum(prepared.vectorizer))
+        finally:
+            call.cancel()  # no-op when finished; stops the backend when the caller left
 
-    def _prepare(self, request: recommend_pb2.RecommendBatchRequest,
-                 index: int | None) -> PreparedBatch | None:
+    async def _prepare(self, request: recommend_pb2.RecommendBatchRequest,
+                       index: int | None) -> PreparedBatch | None:
         """Check a batch message; vectorize it when it carries texts (None: vectors only)."""
         where = "" if index is None else f"stream message {index}: "
         has_features, has_texts = len(request.features) > 0, len(request.texts) > 0
@@ -296,24 +320,33 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
         if len(request.texts) > MAX_BATCH_TEXTS:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
                          f"{where}at most {MAX_BATCH_TEXTS} texts per batch, got {len(request.texts)}")
-        return prepare_text_batch(request.texts, request.top_k, request.model_version,
-                                  lambda text: _vectorize(self.vectorizer, text), self.text_pool)
+        # Off the event loop: up to 1,000 texts would stall every other call for a while.
+        return await self.blocking.run(
+            prepare_text_batch, list(request.texts), request.top_k, request.model_version,
+            functools.partial(_vectorize, self.vectorizer), self.text_pool)
 
 
 # --------------------------------------------------------------------------- Chat
 
 
 class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
-    """One conversation turn: the dialogue engine does the talking, inference the scoring."""
+    """One conversation turn: the dialogue engine does the talking, inference the scoring.
+    The engine is plain synchronous code, so the turn runs on the pool and scores through
+    the inference client's blocking bridge."""
 
-    def __init__(self, engine, inference: InferenceClient):
+    def __init__(self, engine, inference: InferenceClient, pool: ThreadPoolExecutor):
         self.engine = engine
         self.inference = inference
+        self.pool = pool
 
     @unary("Chat")
-    def Chat(self, request, context):
+    async def Chat(self, request, context):
+        timeout = _timeout(context)
+        deadline = None if timeout is None else time.monotonic() + timeout
+
         def recommend(features, top_k: int) -> recommend_pb2.RecommendResponse:
-            return self.inference.recommend(features, top_k, timeout=_timeout(context))
+            left = None if deadline is None else deadline - time.monotonic()
+            return self.inference.recommend_blocking(features, top_k, timeout=left)
 
-        return self.engine.turn(request, recommend=recommend)
-
+        return await asyncio.get_running_loop().run_in_executor(
+            self.pool, functools.partial(self.engine.turn, request, recommend=recommend))
