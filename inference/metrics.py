@@ -25,7 +25,7 @@ class WorkerMetrics:
         self.requests = Counter(
             "inference_requests_total", "RPCs answered, by method and gRPC status code",
             ["method", "code", "worker"])
-        self.rows = Counter("inference_rows_total", "Customer vectors scored", ["worker"])
+        self.rows = Counter("inference_rows_total", "Customer vectors scored by RecommendBatch/RecommendStream (Recommend: see requests)", ["worker"])
         self.latency = Histogram(
             "inference_request_latency_seconds", "Server-side RPC latency", ["method"],
             buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))

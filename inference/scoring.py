@@ -9,7 +9,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recommender.schema import FEATURE_COUNT, InvalidFeatures, validate_matrix
+from recommender.schema import FEATURE_COUNT, SLOTS, InvalidFeatures, validate_features, validate_matrix
+
+# (low, high, must be whole) per slot, derived from the schema. A coded slot's valid values
+# are 0 plus its codes; the fast path below is exact only while those codes are 1..high.
+_BOUNDS = tuple((float(s.low), float(s.high), s.coded or s.name == "age") for s in SLOTS)
+_CODES_CONTIGUOUS = all({c.value for c in s.codes} == set(range(1, s.high + 1)) for s in SLOTS if s.coded)
+
+
+def validate_vector(values) -> tuple[float, ...]:
+    """schema.validate_features with a fast path for the common, valid vector (a few
+    comparisons instead of building messages); anything suspicious takes the full check,
+    which raises InvalidFeatures naming the slot."""
+    floats = tuple(values)
+    if _CODES_CONTIGUOUS and len(floats) == FEATURE_COUNT:
+        for value, (low, high, whole) in zip(floats, _BOUNDS, strict=True):
+            # NaN fails every comparison; inf fails the bounds.
+            if not (low <= value <= high) or (whole and value % 1.0):
+                break
+        else:
+            return floats
+    return validate_features(floats)
 
 
 class InvalidRequest(ValueError):

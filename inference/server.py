@@ -9,6 +9,7 @@ atomic swap in the ModelManager, so no request is dropped.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 
@@ -96,14 +97,24 @@ async def serve_worker(config: ServerConfig, worker: int) -> None:
         loop.add_signal_handler(sig, stopping.set)
 
     poller = ModelPoller(config, manager, metrics, worker)
+    serving = False
 
     async def poll_forever():
+        nonlocal serving
         while not stopping.is_set():
             try:
-                await loop.run_in_executor(None, poller.poll_once)
+                # Listing the folder is a few syscalls: do it on the loop. Only a real load goes
+                # to a thread (a background thread contending for the GIL adds latency spikes).
+                if poller.source.candidates(set(manager.versions()), keep=KEEP_VERSIONS):
+                    if await loop.run_in_executor(None, poller.poll_once):
+                        # The loaded model and TensorFlow's objects live for the whole process:
+                        # freeze them out of the garbage collector so collections stay short.
+                        gc.collect()
+                        gc.freeze()
             except Exception:  # a bad folder must not stop polling
                 log.exception("event=poll_error worker=%d", worker)
-            if manager.ready:
+            if manager.ready and not serving:
+                serving = True
                 for service in ("", SERVICE_NAME):
                     await health.set(service, health_pb2.HealthCheckResponse.SERVING)
             try:

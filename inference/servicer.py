@@ -16,8 +16,8 @@ from inference import wire
 from inference.batching import DynamicBatcher
 from inference.manager import ModelManager, NoModelLoaded, VersionNotLoaded
 from inference.metrics import WorkerMetrics
-from inference.scoring import InvalidRequest, batch_matrix, rank, score_batch
-from recommender.schema import InvalidFeatures, resolve_top_k, validate_features
+from inference.scoring import InvalidRequest, batch_matrix, rank, score_batch, validate_vector
+from recommender.schema import InvalidFeatures, resolve_top_k
 from recommender.v1 import common_pb2, recommend_pb2, recommend_pb2_grpc
 
 log = logging.getLogger("inference.servicer")
@@ -75,14 +75,14 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
             response = await self._recommend(request)
         except Exception as exc:
             await self._fail("Recommend", exc, started, context)
-        self.metrics.observe_request("Recommend", "OK", time.perf_counter() - started, 1)
+        self.metrics.observe_request("Recommend", "OK", time.perf_counter() - started, 0)
         return response
 
     async def _recommend(self, request):
         if request.text:
             raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, TEXT_NOT_ACCEPTED)
         try:
-            features = validate_features(request.features)
+            features = validate_vector(request.features)
         except InvalidFeatures as exc:
             raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         model = _model(self.manager, request.model_version)

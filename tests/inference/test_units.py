@@ -199,3 +199,24 @@ def test_packed_fields_decode_to_the_same_values_as_extend():
                                                 scores=scores.tolist())
     assert fast == slow
     assert wire.packed_small_int32(4, np.array([128])) is None
+
+
+def test_fast_vector_validation_agrees_with_the_schema():
+    from inference.scoring import validate_vector
+    from recommender.schema import InvalidFeatures, validate_features
+
+    rng = np.random.default_rng(5)
+    specials = [np.nan, np.inf, -np.inf, -1, 0, 0.5, 1, 2, 3, 4, 5, 10, 11, 100, 100.5, 101, 1e9, 1e9 + 64]
+    vectors = [rng.choice(specials, 6).tolist() for _ in range(3000)] + [[30, 1, 5e5, 5, 1, 4], [0] * 6, [1] * 5]
+    valid = 0
+    for vector in vectors:
+        try:
+            expected = validate_features(vector)
+        except InvalidFeatures as exc:
+            with pytest.raises(InvalidFeatures) as info:
+                validate_vector(vector)
+            assert str(info.value) == str(exc)
+            continue
+        valid += 1
+        assert validate_vector(vector) == expected
+    assert valid > 2  # both outcomes are exercised
