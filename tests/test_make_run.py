@@ -87,3 +87,37 @@ def test_run_trains_serves_chats_and_stops_everything(tmp_path, purchases_csv):
         assert port_is_free(port), f"port {port} still in use after the chat ended"
     logs = (tmp_path / "logs" / "gateway.log").read_text()
     assert "event=gateway_stopped" in logs
+
+
+def test_serve_runs_until_sigterm_then_stops_both_servers(tmp_path, models_dir_copy):
+    """`make serve`: an existing model is used as is, both servers come up healthy behind the
+    one command, and SIGTERM stops them all."""
+    import grpc
+
+    from recommender.v1 import recommend_pb2, recommend_pb2_grpc
+    from tests.support import ServerProcess, wait_for_health
+
+    inference_port, gateway_port = free_port(), free_port()
+    env = {
+        "INFERENCE_PORT": str(inference_port), "GATEWAY_PORT": str(gateway_port),
+        "METRICS_PORT": str(free_port()), "GATEWAY_METRICS_PORT": str(free_port()),
+        "MODELS_DIR": str(models_dir_copy), "DATA": str(tmp_path / "unused.csv"), "WORKERS": "2",
+    }
+    stack = ServerProcess([PYTHON, "-m", "clients.stack", "serve"], tmp_path / "stack.log", env=env).start()
+    try:
+        wait_for_health(f"127.0.0.1:{gateway_port}", timeout=180, process=stack.process)
+        with grpc.insecure_channel(f"127.0.0.1:{gateway_port}") as channel:
+            reply = recommend_pb2_grpc.RecommendServiceStub(channel).Recommend(
+                recommend_pb2.RecommendRequest(text="I need a laptop for coding, 2 million won"), timeout=10)
+        assert reply.items and reply.model_version == 1
+        assert "model version 1 found" in stack.log()
+        # SIGTERM to the stack process only (not its group): it must stop its children itself
+        stack.process.terminate()
+        assert stack.process.wait(60) == 0, stack.log()
+    finally:
+        stack.stop()
+    assert "[stack] stopped" in stack.log()
+    assert processes_mentioning(str(models_dir_copy)) == []
+    assert processes_mentioning(f"--port {gateway_port}") == []
+    for port in (inference_port, inference_port + 1, inference_port + 2, gateway_port):
+        assert port_is_free(port), f"port {port} still in use after SIGTERM"
