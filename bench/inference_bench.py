@@ -131,9 +131,10 @@ def _fmt_ratio(value: float, goal: float | None, at_most: bool = False) -> str:
 
 
 def run(args: argparse.Namespace | None = None) -> None:
-    duration = float(getattr(args, "duration", None) or 3.0)
+    duration = float(getattr(args, "duration", None) or 2.5)
     workers = int(getattr(args, "workers", None) or max(1, os.cpu_count() or 1))
     client_processes = int(getattr(args, "client_processes", None) or 2)
+    rounds = int(getattr(args, "rounds", None) or 2)
     work = Path(tempfile.mkdtemp(prefix="inference-bench-"))
     servers: list[ServerProcess] = []
     try:
@@ -161,12 +162,21 @@ def run(args: argparse.Namespace | None = None) -> None:
         }
         results = {}
         batch_concurrency = 2 * workers
-        for name, target in targets.items():
-            results[(name, "c1")] = loadgen.run_unary(target, RECOMMEND, [single], 1, duration)
-            results[(name, "c32")] = loadgen.run_unary(target, RECOMMEND, [single], 32, duration,
-                                                       processes=client_processes)
-            results[(name, "batch")] = loadgen.run_unary(target, BATCH, [batch], batch_concurrency, duration,
-                                                         processes=client_processes)
+        cases = {
+            "c1": (RECOMMEND, [single], 1, 1),
+            "c32": (RECOMMEND, [single], 32, client_processes),
+            "batch": (BATCH, [batch], batch_concurrency, client_processes),
+        }
+        # The machine is shared and noisy: echo and inference alternate, `rounds` times each,
+        # and each keeps its best round (highest throughput), so neither gets a quiet slot
+        # the other did not.
+        for case, (method, requests, concurrency, processes) in cases.items():
+            for _ in range(rounds):
+                for name, target in targets.items():
+                    result = loadgen.run_unary(target, method, requests, concurrency, duration, processes=processes)
+                    best = results.get((name, case))
+                    if best is None or result.rps > best.rps:
+                        results[(name, case)] = result
         batch_mean = _dynamic_batch_mean(metrics_port)
         errors = {k: r.first_error for k, r in results.items() if r.errors}
     finally:
@@ -182,8 +192,8 @@ def run(args: argparse.Namespace | None = None) -> None:
     e32, i32 = results[("echo", "c32")], results[("inference", "c32")]
     eb, ib = results[("echo", "batch")], results[("inference", "batch")]
     print()
-    print(f"Inference server: {workers} workers, model version {version}, {duration:.0f} s per case, "
-          f"load generator: {client_processes} client processes, 127.0.0.1")
+    print(f"Inference server: {workers} workers, model version {version}; best of {rounds} alternating "
+          f"{duration:g} s runs per case; load generator: {client_processes} client processes at c32; 127.0.0.1")
     print(f"{'case':<40} {'echo floor':>12} {'inference':>12}  ratio")
     print(f"{'Recommend c1 throughput (req/s)':<40} {e1.rps:>12,.0f} {i1.rps:>12,.0f}  {_fmt_ratio(i1.rps / e1.rps, None)}")
     print(f"{'Recommend c1 p50 (ms)':<40} {e1.p50_ms:>12.3f} {i1.p50_ms:>12.3f}  "
@@ -221,7 +231,8 @@ def run(args: argparse.Namespace | None = None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.inference_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models-dir", help="model repository to serve (default: train one into a temp dir)")
-    parser.add_argument("--duration", type=float, default=3.0, help="seconds per case")
+    parser.add_argument("--duration", type=float, default=2.5, help="seconds per run")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating runs per case and server (best kept)")
     parser.add_argument("--workers", type=int, help="worker processes for both servers (default: CPU count)")
     parser.add_argument("--client-processes", type=int, default=2, help="load generator processes for c32/batch")
     run(parser.parse_args(argv))

@@ -36,6 +36,14 @@ class InvalidRequest(ValueError):
     """The request as a whole is unusable (INVALID_ARGUMENT)."""
 
 
+def rank_one(probabilities: np.ndarray, top_k: int) -> list[tuple[int, float]]:
+    """(class index, score) pairs of one row, best first; ties keep class order. Plain
+    Python: for 10 classes it is several times cheaper than numpy's argsort + take."""
+    scores = probabilities.tolist()
+    order = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)[:top_k]  # stable
+    return [(index, scores[index]) for index in order]
+
+
 def rank(probabilities: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
     """Best-first class indices and their scores, (N, top_k) each. Ties keep class order."""
     probabilities = np.asarray(probabilities, dtype=np.float32)

@@ -16,7 +16,7 @@ from inference import wire
 from inference.batching import DynamicBatcher
 from inference.manager import ModelManager, NoModelLoaded, VersionNotLoaded
 from inference.metrics import WorkerMetrics
-from inference.scoring import InvalidRequest, batch_matrix, rank, score_batch, validate_vector
+from inference.scoring import InvalidRequest, batch_matrix, rank_one, score_batch, validate_vector
 from recommender.schema import InvalidFeatures, resolve_top_k
 from recommender.v1 import common_pb2, recommend_pb2, recommend_pb2_grpc
 
@@ -88,11 +88,10 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
         model = _model(self.manager, request.model_version)
         k = _top_k(request.top_k, model)
         probabilities = await self.batcher.submit(model, features)
-        indices, scores = rank(probabilities, k)
         response = recommend_pb2.RecommendResponse(
             model_version=model.version, features=features, slots=_slots(features))
         catalog = model.catalog
-        for position, (index, score) in enumerate(zip(indices.tolist(), scores.tolist(), strict=True), start=1):
+        for position, (index, score) in enumerate(rank_one(probabilities, k), start=1):
             product = catalog[index]
             response.items.add(product_id=product.product_id, name=product.name_en,
                                name_ko=product.name_ko, score=score, rank=position)

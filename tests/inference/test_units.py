@@ -42,7 +42,7 @@ def test_batcher_gathers_concurrent_requests_into_one_call_and_routes_answers():
     sizes = []
 
     async def main():
-        batcher = DynamicBatcher(max_batch_size=64, timeout_s=0.0, on_batch=sizes.append)
+        batcher = DynamicBatcher(max_batch_size=64, timeout_s=0.01, on_batch=sizes.append)
         futures = [batcher.submit(model, _row(i + 1, i)) for i in range(20)]
         return await asyncio.gather(*futures)
 
@@ -56,11 +56,23 @@ def test_batcher_respects_max_batch_size():
     model = FakeModel(1, [])
 
     async def main():
-        batcher = DynamicBatcher(max_batch_size=8, timeout_s=0.0)
+        batcher = DynamicBatcher(max_batch_size=8, timeout_s=0.01)
         return await asyncio.gather(*[batcher.submit(model, _row(1, 1)) for i in range(20)])
 
     asyncio.run(main())
     assert model.calls == [8, 8, 4]
+
+
+def test_batcher_without_timeout_scores_each_row_at_once():
+    model = FakeModel(1, [])
+
+    async def main():
+        batcher = DynamicBatcher(max_batch_size=8, timeout_s=0.0)
+        first = batcher.submit(model, _row(3, 3))
+        assert first.done() and model.calls == [1]  # no waiting for company
+        return await first
+
+    assert int(np.argmax(asyncio.run(main()))) == 3
 
 
 def test_batcher_waits_up_to_timeout_for_more_rows():
@@ -87,7 +99,7 @@ def test_batcher_keeps_versions_apart_and_a_failing_model_fails_only_its_rows():
             raise RuntimeError("boom")
 
     async def main():
-        batcher = DynamicBatcher(max_batch_size=64)
+        batcher = DynamicBatcher(max_batch_size=64, timeout_s=0.01)
         futures = [batcher.submit(good, _row(1, 1)), batcher.submit(other, _row(1, 2)),
                    batcher.submit(Broken(), _row(1, 3)), batcher.submit(good, _row(1, 4))]
         return await asyncio.gather(*futures, return_exceptions=True)
@@ -220,3 +232,13 @@ def test_fast_vector_validation_agrees_with_the_schema():
         valid += 1
         assert validate_vector(vector) == expected
     assert valid > 2  # both outcomes are exercised
+
+
+def test_rank_one_agrees_with_rank_including_ties():
+    from inference.scoring import rank_one
+
+    rng = np.random.default_rng(2)
+    rows = np.round(rng.random((200, 10)), 1).astype(np.float32)  # many exact ties
+    for row in rows:
+        indices, scores = rank(row[None, :], 4)
+        assert rank_one(row, 4) == list(zip(indices[0].tolist(), scores[0].tolist(), strict=True))
