@@ -78,7 +78,12 @@ class Supervisor:
 
         self._restarts = supervisor_metrics()
         if self.config.metrics_port:
-            serve_aggregated(self.config.metrics_port, self.config.host)
+            try:
+                serve_aggregated(self.config.metrics_port, self.config.host)
+            except OSError as exc:
+                log.error("event=metrics_port_unavailable port=%d reason=%r; pass a free --metrics-port "
+                          "or 0 to disable metrics", self.config.metrics_port, str(exc))
+                return 2
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stopping.set())
 
