@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 
 from gateway import conversions, metrics
+from gateway.coalescing import RecommendCoalescer
 from gateway.forwarding import InferenceClient, PreparedBatch, merge_batch, prepare_text_batch
 from gateway.vectorizers.base import LOCAL, Vectorizer, VectorizeResult, VectorizerUnavailable
 from recommender import schema
@@ -202,6 +203,7 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
         # A batch's texts: Bedrock calls wait on the network, so they overlap on their own
         # pool (not `pool`, which runs the batch itself: nesting there could deadlock).
         self.text_pool = text_pool if self.blocking.remote else None
+        self.coalescer = RecommendCoalescer(inference)
 
     @unary("Recommend")
     async def Recommend(self, request, context):
@@ -219,7 +221,7 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
             features, vectorizer = result.features, result.vectorizer
         else:
             features = schema.validate_features(request.features)
-        response = await self.inference.recommend(
+        response = await self.coalescer.recommend(
             features, request.top_k, request.model_version, timeout=_timeout(context))
         response.vectorizer = conversions.vectorizer_enum(vectorizer)
         if not response.features:

@@ -113,6 +113,30 @@ def test_recommend_with_text_vectorizes_then_scores(stack, recommend):
     assert [i.product_id for i in reply.items] == [i.product_id for i in direct.items]
 
 
+def test_concurrent_recommends_match_inference_answers(stack, recommend):
+    """Concurrent single calls are coalesced into batch calls to inference: every caller
+    still gets exactly the answer inference gives for its own vector (items, names, scores)."""
+    vectors = [[age, gender, budget, interest, purpose, season]
+               for age, gender, budget, interest, purpose, season in zip(
+                   [0, 15, 25, 35, 45, 55, 65, 75] * 8, [0, 1, 2, 1] * 16,
+                   [0, 100_000, 300_000, 500_000, 1_500_000, 2_000_000, 50_000, 800_000] * 8,
+                   list(range(11)) * 6, [0, 1, 2] * 22, [0, 1, 2, 3, 4] * 13, strict=False)]
+    with grpc.insecure_channel(f"127.0.0.1:{stack['inference_port']}") as direct_channel:
+        direct = recommend_pb2_grpc.RecommendServiceStub(direct_channel)
+        expected = [direct.Recommend(recommend_pb2.RecommendRequest(features=v, top_k=4), timeout=10)
+                    for v in vectors]
+    for _ in range(2):  # the first round teaches the gateway the catalog names
+        with futures.ThreadPoolExecutor(32) as pool:
+            got = list(pool.map(lambda v: recommend.Recommend(
+                recommend_pb2.RecommendRequest(features=v, top_k=4), timeout=20), vectors))
+        for want, answer in zip(expected, got, strict=True):
+            assert [(i.product_id, i.name, i.name_ko, i.rank) for i in answer.items] == \
+                [(i.product_id, i.name, i.name_ko, i.rank) for i in want.items]
+            assert [i.score for i in answer.items] == pytest.approx([i.score for i in want.items], abs=1e-5)
+            assert list(answer.features) == list(want.features)
+            assert answer.slots == want.slots and answer.model_version == want.model_version
+
+
 def test_batch_of_vectors_reports_bad_rows_by_index(recommend):
     rows = [[35, 1, 300_000, 2, 1, 0], [25, 2, -5, 5, 1, 4], [0, 0, 0, 0, 0, 0]]
     reply = recommend.RecommendBatch(

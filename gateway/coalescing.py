@@ -1,0 +1,172 @@
+"""Request coalescing for single Recommend calls: while inference is busy with the calls
+already sent, the single calls that arrive meanwhile wait and then go to inference together
+as ONE RecommendBatch instead of one RPC each ("natural batching": no timer, no added wait).
+
+Why: a forwarded gRPC call costs the gateway about as much CPU as answering one (~250 µs of
+Python gRPC each way), and inference pays per RPC too. Under concurrency one batch RPC for
+the calls that queued up halves the gateway's per-call cost and lets inference score them
+in one model call. Below `max_in_flight` outstanding sends a call goes out at once as a
+plain Recommend, so a lone caller sees no extra latency.
+
+The batch answer has product ids and scores but not the display names, which travel with
+each model version's catalog. Names are learned from the plain Recommend answers the
+gateway sees (keyed by model version and product id); a batch row whose products are not
+known yet is re-asked as a plain Recommend, which teaches the names for next time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+
+from gateway import conversions
+from gateway.forwarding import DEFAULT_TIMEOUT_S, InferenceClient
+from recommender.v1 import common_pb2, recommend_pb2
+
+MAX_BATCH = 256
+
+
+@dataclass
+class _Waiter:
+    features: tuple[float, ...]
+    future: asyncio.Future
+    deadline: float | None  # time.monotonic() value, None = no client deadline
+
+
+class RecommendCoalescer:
+    def __init__(self, inference: InferenceClient, max_batch: int = MAX_BATCH,
+                 max_in_flight: int | None = None):
+        self.inference = inference
+        self.max_batch = max_batch
+        # Two outstanding sends per inference address keep every worker busy; beyond that,
+        # calls queue up and leave together when a send comes back.
+        self.max_in_flight = max_in_flight or 2 * len(inference.addresses)
+        self._in_flight = 0
+        self._pending: dict[tuple[int, int], list[_Waiter]] = {}
+        self._flush_scheduled = False
+        # (model_version, product_id) -> (name, name_ko), learned from plain Recommend answers
+        self._names: dict[tuple[int, str], tuple[str, str]] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    async def recommend(self, features: tuple[float, ...], top_k: int, model_version: int,
+                        timeout: float | None) -> recommend_pb2.RecommendResponse:
+        """Features already validated; top_k as the caller sent it (0 = default)."""
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(features, loop.create_future(),
+                         None if timeout is None else time.monotonic() + timeout)
+        self._pending.setdefault((top_k, model_version), []).append(waiter)
+        if self._in_flight < self.max_in_flight and not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)  # after the other calls already waiting in this turn
+        return await waiter.future
+
+    # ------------------------------------------------------------------ internals
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        pending, self._pending = self._pending, {}
+        for (top_k, model_version), waiters in pending.items():
+            for start in range(0, len(waiters), self.max_batch):
+                group = waiters[start:start + self.max_batch]
+                self._in_flight += 1
+                self._spawn(self._send_counted(group, top_k, model_version))
+
+    async def _send_counted(self, waiters: list[_Waiter], top_k: int, model_version: int) -> None:
+        try:
+            await self._send(waiters, top_k, model_version)
+        finally:
+            self._in_flight -= 1
+            if self._pending and not self._flush_scheduled:
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush)
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)  # keep a reference until done (the loop only holds weak ones)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    def _timeout(waiters: Sequence[_Waiter]) -> float:
+        """The batch may run as long as its most patient caller allows."""
+        if any(w.deadline is None for w in waiters):
+            return DEFAULT_TIMEOUT_S
+        return max(0.001, max(w.deadline for w in waiters) - time.monotonic())
+
+    async def _single(self, waiter: _Waiter, top_k: int, model_version: int) -> None:
+        try:
+            timeout = self._timeout([waiter])
+            response = await self.inference.recommend(waiter.features, top_k, model_version, timeout=timeout)
+        except Exception as exc:  # noqa: BLE001 - handed to the caller as is
+            _fail(waiter, exc)
+            return
+        for item in response.items:
+            self._names[(response.model_version, item.product_id)] = (item.name, item.name_ko)
+        if not waiter.future.done():
+            waiter.future.set_result(response)
+
+    async def _send(self, waiters: list[_Waiter], top_k: int, model_version: int) -> None:
+        waiters = [w for w in waiters if not w.future.done()]  # callers that left are dropped
+        if not waiters:
+            return
+        if len(waiters) == 1:
+            await self._single(waiters[0], top_k, model_version)
+            return
+        flat = [value for w in waiters for value in w.features]
+        try:
+            answer = await self.inference.recommend_batch(flat, top_k, model_version,
+                                                          timeout=self._timeout(waiters))
+        except Exception as exc:  # noqa: BLE001 - every caller of the batch gets the error
+            for waiter in waiters:
+                _fail(waiter, exc)
+            return
+        k = answer.top_k
+        row_errors = {e.row: e.message for e in answer.errors}
+        unknown: list[_Waiter] = []
+        for row, waiter in enumerate(waiters):
+            if waiter.future.done():
+                continue
+            if row in row_errors:
+                _fail(waiter, _RowError(row_errors[row]))
+                continue
+            response = recommend_pb2.RecommendResponse(
+                model_version=answer.model_version, features=waiter.features,
+                slots=conversions.slots_from_features(waiter.features))
+            for rank, position in enumerate(range(row * k, (row + 1) * k), start=1):
+                product_id = answer.product_ids[answer.product_indices[position]]
+                names = self._names.get((answer.model_version, product_id))
+                if names is None:
+                    break
+                response.items.append(common_pb2.RecommendedItem(
+                    product_id=product_id, name=names[0], name_ko=names[1],
+                    score=answer.scores[position], rank=rank))
+            else:
+                waiter.future.set_result(response)
+                continue
+            unknown.append(waiter)
+        for waiter in unknown:  # names not learned yet: ask plainly, which teaches them
+            self._spawn(self._single(waiter, top_k, model_version))
+
+
+class _RowError(grpc.RpcError):
+    """A batch row the backend refused, reported to its caller as INVALID_ARGUMENT."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        # The backend numbers rows of the batch it saw; the caller sent one vector.
+        self._message = re.sub(r"features\[row \d+\]", "features", message)
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.INVALID_ARGUMENT
+
+    def details(self) -> str:
+        return self._message
+
+
+def _fail(waiter: _Waiter, exc: BaseException) -> None:
+    if not waiter.future.done():
+        waiter.future.set_exception(exc)
