@@ -185,3 +185,21 @@ def test_sigterm_drains_an_in_flight_stream_then_exits_cleanly(tmp_path, served_
         assert server.server.process.wait(30) == 0
         assert "event=worker_stopped worker=0" in server.log()
         assert "event=stopped" in server.log()
+
+
+def test_batch_timeout_gathers_concurrent_single_requests_into_fewer_model_calls(tmp_path, served_models_dir):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with run_server(served_models_dir, tmp_path / "server.log", workers=1,
+                    extra=["--batch-timeout-ms", "20", "--max-batch-size", "64"]) as server:
+        with grpc.insecure_channel(server.target) as channel:
+            stub = recommend_pb2_grpc.RecommendServiceStub(channel)
+            with ThreadPoolExecutor(16) as pool:
+                replies = list(pool.map(lambda i: stub.Recommend(
+                    recommend_pb2.RecommendRequest(features=GOOD), timeout=10), range(64)))
+        assert all(r.model_version == 1 and len(r.items) == 3 for r in replies)
+        text = server.metrics()
+        calls = float(re.search(r'inference_batch_size_count\{source="dynamic_batcher"\} (\S+)', text).group(1))
+        rows = float(re.search(r'inference_batch_size_sum\{source="dynamic_batcher"\} (\S+)', text).group(1))
+        assert rows == 64
+        assert calls < 32  # 16 callers in flight, a 20 ms window: several rows per model call
