@@ -109,6 +109,18 @@ class RecommendCoalescer:
         if not waiter.future.done():
             waiter.future.set_result(response)
 
+    async def _learn_names(self, features: tuple[float, ...],
+                           answer: recommend_pb2.RecommendBatchResponse, timeout: float) -> None:
+        """One plain Recommend for as many products as a call may return teaches their
+        names (the whole catalog when it has at most 10 products)."""
+        try:
+            response = await self.inference.recommend(
+                features, min(len(answer.product_ids), 10), answer.model_version, timeout=timeout)
+        except grpc.RpcError:
+            return  # the rows fall back to plain calls
+        for item in response.items:
+            self._names[(response.model_version, item.product_id)] = (item.name, item.name_ko)
+
     async def _send(self, waiters: list[_Waiter], top_k: int, model_version: int) -> None:
         waiters = [w for w in waiters if not w.future.done()]  # callers that left are dropped
         if not waiters:
@@ -126,6 +138,9 @@ class RecommendCoalescer:
             return
         k = answer.top_k
         row_errors = {e.row: e.message for e in answer.errors}
+        needed = {answer.product_ids[i] for i in answer.product_indices if i >= 0}
+        if any((answer.model_version, pid) not in self._names for pid in needed):
+            await self._learn_names(waiters[0].features, answer, self._timeout(waiters))
         unknown: list[_Waiter] = []
         for row, waiter in enumerate(waiters):
             if waiter.future.done():
