@@ -38,10 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poll-interval-s", type=float, default=_env("INFERENCE_POLL_INTERVAL_S", 1.0))
     p.add_argument("--max-batch-size", type=int, default=_env("INFERENCE_MAX_BATCH_SIZE", 256),
                    help="dynamic batching: most single requests per model call")
-    p.add_argument("--batch-timeout-ms", type=float, default=_env("INFERENCE_BATCH_TIMEOUT_MS", 0.0),
+    p.add_argument("--batch-timeout-ms", type=float, default=_env("INFERENCE_BATCH_TIMEOUT_MS", 1.0),
                    help="dynamic batching: longest wait for more single requests to share a model "
-                        "call (0: score each at once; measured best for the TFLite backend, see "
-                        "inference/batching.py)")
+                        "call, used only while requests arrive in bursts (a lone caller never "
+                        "waits); 0 scores each request at once (see inference/batching.py)")
     p.add_argument("--backend", choices=BACKENDS, default=os.environ.get("INFERENCE_BACKEND", "auto"),
                    help="auto = TFLite interpreter when it converts and matches, else compiled function")
     p.add_argument("--drain-timeout-s", type=float, default=_env("INFERENCE_DRAIN_TIMEOUT_S", 10.0))

@@ -24,7 +24,7 @@ class ServerConfig:
     metrics_port: int = 9100
     poll_interval_s: float = 1.0
     max_batch_size: int = 256
-    batch_timeout_ms: float = 0.0
+    batch_timeout_ms: float = 1.0
     backend: str = "auto"
     drain_timeout_s: float = 10.0
     max_batch_rows: int = MAX_BATCH_ROWS

@@ -42,7 +42,7 @@ def test_batcher_gathers_concurrent_requests_into_one_call_and_routes_answers():
     sizes = []
 
     async def main():
-        batcher = DynamicBatcher(max_batch_size=64, timeout_s=0.01, on_batch=sizes.append)
+        batcher = DynamicBatcher(max_batch_size=64, timeout_s=0.01, on_batch=sizes.append, adaptive=False)
         futures = [batcher.submit(model, _row(i + 1, i)) for i in range(20)]
         return await asyncio.gather(*futures)
 
@@ -56,7 +56,7 @@ def test_batcher_respects_max_batch_size():
     model = FakeModel(1, [])
 
     async def main():
-        batcher = DynamicBatcher(max_batch_size=8, timeout_s=0.01)
+        batcher = DynamicBatcher(max_batch_size=8, timeout_s=0.01, adaptive=False)
         return await asyncio.gather(*[batcher.submit(model, _row(1, 1)) for i in range(20)])
 
     asyncio.run(main())
@@ -75,11 +75,29 @@ def test_batcher_without_timeout_scores_each_row_at_once():
     assert int(np.argmax(asyncio.run(main()))) == 3
 
 
+def test_adaptive_batcher_scores_a_lone_caller_at_once_and_batches_a_burst():
+    model = FakeModel(1, [])
+
+    async def main():
+        batcher = DynamicBatcher(max_batch_size=64, timeout_s=0.01)
+        for _ in range(5):  # one caller: a request, its answer, a pause, the next request
+            assert (await batcher.submit(model, _row(1, 1)))[1] == 1
+            await asyncio.sleep(0.002)
+        assert model.calls == [1] * 5
+        burst = [batcher.submit(model, _row(1, 2)) for _ in range(40)]
+        await asyncio.gather(*burst)
+
+    asyncio.run(main())
+    burst_calls = model.calls[5:]
+    assert sum(burst_calls) == 40
+    assert len(burst_calls) < 10 and max(burst_calls) > 20  # the burst shared model calls
+
+
 def test_batcher_waits_up_to_timeout_for_more_rows():
     model = FakeModel(1, [])
 
     async def main():
-        batcher = DynamicBatcher(max_batch_size=64, timeout_s=0.05)
+        batcher = DynamicBatcher(max_batch_size=64, timeout_s=0.05, adaptive=False)
         first = batcher.submit(model, _row(1, 1))
         await asyncio.sleep(0.005)  # a later request joins the same batch
         second = batcher.submit(model, _row(2, 2))
@@ -99,7 +117,7 @@ def test_batcher_keeps_versions_apart_and_a_failing_model_fails_only_its_rows():
             raise RuntimeError("boom")
 
     async def main():
-        batcher = DynamicBatcher(max_batch_size=64, timeout_s=0.01)
+        batcher = DynamicBatcher(max_batch_size=64, timeout_s=0.01, adaptive=False)
         futures = [batcher.submit(good, _row(1, 1)), batcher.submit(other, _row(1, 2)),
                    batcher.submit(Broken(), _row(1, 3)), batcher.submit(good, _row(1, 4))]
         return await asyncio.gather(*futures, return_exceptions=True)
