@@ -54,8 +54,17 @@ def turn_language(text: str, vectorized: str, previous: str) -> str:
 
 
 def merge(previous: Sequence[float], stated: Sequence[float]) -> tuple[float, ...]:
-    """A newly stated slot (non-zero) replaces the old value; unstated slots keep theirs."""
-    return tuple(float(new) if new else float(old) for old, new in zip(previous, stated, strict=True))
+    """A newly stated slot (non-zero) replaces the old value; unstated slots keep theirs.
+
+    Age and gender describe the person who will use the product. When the purpose flips
+    between own use and a gift ("actually it's for me"), that person changed, so what was
+    said about the previous one is dropped unless this turn restates it."""
+    merged = [float(new) if new else float(old) for old, new in zip(previous, stated, strict=True)]
+    old_purpose, new_purpose = previous[schema.PURPOSE], stated[schema.PURPOSE]
+    if old_purpose and new_purpose and old_purpose != new_purpose:
+        for slot in (schema.AGE, schema.GENDER):
+            merged[slot] = float(stated[slot])
+    return tuple(merged)
 
 
 def state_features(state: chat_pb2.ConversationState) -> tuple[float, ...]:

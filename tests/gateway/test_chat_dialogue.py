@@ -72,7 +72,16 @@ def asked_names(state) -> set[str]:
 
 
 def test_merge_replaces_stated_and_keeps_unstated():
-    assert merge(vec(35, 1, 300_000, 2, 2, 0), vec(0, 0, 500_000, 0, 1, 4)) == vec(35, 1, 500_000, 2, 1, 4)
+    assert merge(vec(35, 1, 300_000, 2, 2, 0), vec(0, 0, 500_000, 0, 0, 4)) == vec(35, 1, 500_000, 2, 2, 4)
+
+
+def test_merge_forgets_the_old_user_when_purpose_flips():
+    # "a gift for my mom in her 50s" then "actually it's for me": age and gender were mom's.
+    assert merge(vec(55, 1, 300_000, 10, 2, 0), vec(0, 0, 0, 0, 1, 0)) == vec(0, 0, 300_000, 10, 1, 0)
+    # ... unless the same turn restates them.
+    assert merge(vec(55, 1, 300_000, 10, 2, 0), vec(35, 2, 0, 0, 1, 0)) == vec(35, 2, 300_000, 10, 1, 0)
+    # Same purpose again: nothing is dropped.
+    assert merge(vec(55, 1, 0, 0, 2, 0), vec(0, 0, 0, 0, 2, 0)) == vec(55, 1, 0, 0, 2, 0)
 
 
 def test_follow_up_order_and_skips_known_or_asked():
@@ -194,8 +203,11 @@ def test_multi_turn_merge_and_never_reask(model):
     r5 = chat(engine, model, "actually it's for me", r4.state)
     assert r5.state.features[schema.PURPOSE] == 1
     assert r5.state.features[schema.INTEREST] == 2  # unstated slots keep earlier values
-    assert r5.follow_up == common_pb2.SLOT_UNSPECIFIED  # everything unknown was asked once
-    assert asked_names(r5.state) == {"interest", "budget", "age", "season"}
+    # Age and gender were mom's: the product's user changed, so they are dropped. Age was
+    # asked once already (never again); gender was never asked, so that is the question.
+    assert r5.state.features[schema.AGE] == 0 and r5.state.features[schema.GENDER] == 0
+    assert r5.follow_up == common_pb2.SLOT_GENDER
+    assert asked_names(r5.state) == {"interest", "budget", "age", "season", "gender"}
     assert r5.state.turn == 5
     asked_over_time = [r.follow_up for r in (r1, r2, r3, r4, r5) if r.follow_up]
     assert len(asked_over_time) == len(set(asked_over_time))
