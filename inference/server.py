@@ -107,9 +107,12 @@ async def serve_worker(config: ServerConfig, worker: int) -> None:
                 # to a thread (a background thread contending for the GIL adds latency spikes).
                 if poller.source.candidates(set(manager.versions()), keep=KEEP_VERSIONS):
                     if await loop.run_in_executor(None, poller.poll_once):
-                        # The loaded model and TensorFlow's objects live for the whole process:
-                        # freeze them out of the garbage collector so later collections stay
-                        # short (no gc.collect() first: it would stall the loop ~0.5 s).
+                        # TensorFlow's objects and the loaded model live for the whole process:
+                        # collect the load's garbage (the SavedModel object, in cycles), then
+                        # freeze the survivors out of the collector so later collections stay
+                        # short. Only the first collect is slow (~0.5 s) and it runs before
+                        # health turns SERVING; later ones only walk the new version's objects.
+                        gc.collect()
                         gc.freeze()
             except Exception:  # a bad folder must not stop polling
                 log.exception("event=poll_error worker=%d", worker)
