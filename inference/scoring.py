@@ -32,6 +32,22 @@ def validate_vector(values) -> tuple[float, ...]:
     return validate_features(floats)
 
 
+_LOW32 = np.array([b[0] for b in _BOUNDS], dtype=np.float32)
+_HIGH32 = np.array([b[1] for b in _BOUNDS], dtype=np.float32)
+_WHOLE = np.array([b[2] for b in _BOUNDS])
+
+
+def matrix_errors(matrix: np.ndarray) -> list[InvalidFeatures]:
+    """schema.validate_matrix, after a float32 fast check (about half its cost) that
+    proves the common all-valid batch clean; any doubt takes the schema's full check."""
+    if _CODES_CONTIGUOUS and matrix.dtype == np.float32:
+        in_range = ((matrix >= _LOW32) & (matrix <= _HIGH32)).all()  # NaN compares False
+        whole = matrix[:, _WHOLE]
+        if in_range and (whole == np.floor(whole)).all():
+            return []
+    return validate_matrix(matrix)
+
+
 class InvalidRequest(ValueError):
     """The request as a whole is unusable (INVALID_ARGUMENT)."""
 
@@ -75,7 +91,7 @@ class BatchResult:
 
 def score_batch(predict, matrix: np.ndarray, top_k: int) -> BatchResult:
     """Score the valid rows in ONE model call; invalid rows get -1/0 and an error each."""
-    errors = validate_matrix(matrix)
+    errors = matrix_errors(matrix)
     rows = matrix.shape[0]
     if not errors:
         indices, scores = rank(predict(matrix), top_k)

@@ -260,3 +260,18 @@ def test_rank_one_agrees_with_rank_including_ties():
     for row in rows:
         indices, scores = rank(row[None, :], 4)
         assert rank_one(row, 4) == list(zip(indices[0].tolist(), scores[0].tolist(), strict=True))
+
+
+def test_fast_matrix_check_agrees_with_the_schema():
+    from inference.scoring import matrix_errors
+    from recommender.schema import validate_matrix
+
+    rng = np.random.default_rng(9)
+    specials = np.array([np.nan, np.inf, -1, 0, 0.5, 1, 2, 3, 4, 5, 10, 11, 100, 101, 1e9, 2e9], dtype=np.float32)
+    valid_row = np.array([30, 1, 5e5, 5, 1, 4], dtype=np.float32)
+    for trial in range(300):
+        matrix = np.tile(valid_row, (20, 1))
+        if trial % 3:  # two in three matrices get one random bad-or-odd cell
+            matrix[rng.integers(20), rng.integers(6)] = rng.choice(specials)
+        expected = [(e.row, str(e)) for e in validate_matrix(matrix)]
+        assert [(e.row, str(e)) for e in matrix_errors(matrix)] == expected
