@@ -19,17 +19,14 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from gateway import metrics
+from gateway import metrics, wire
 from gateway.forwarding import MAX_MESSAGE_BYTES, InferenceClient
 from gateway.servicers import ChatServicer, CountingVectorizer, RecommendServicer, VectorizeServicer
 from gateway.vectorizers.base import Vectorizer
 from recommender.v1 import (
     chat_pb2,
-    chat_pb2_grpc,
     recommend_pb2,
-    recommend_pb2_grpc,
     vectorize_pb2,
-    vectorize_pb2_grpc,
 )
 
 log = logging.getLogger(__name__)
@@ -143,12 +140,14 @@ class GatewayServer:
                 ("grpc.so_reuseport", 0),  # a second gateway on the same port must fail loudly
             ],
         )
-        vectorize_pb2_grpc.add_VectorizeServiceServicer_to_server(
-            VectorizeServicer(self.vectorizer, self._pool), self.server)
-        recommend_pb2_grpc.add_RecommendServiceServicer_to_server(
-            RecommendServicer(self.vectorizer, self.inference, self._pool, self._text_pool), self.server)
-        chat_pb2_grpc.add_ChatServiceServicer_to_server(
-            ChatServicer(chat_engine, self.inference, self._pool), self.server)
+        # Registered through gateway.wire so undecodable requests (text that is not UTF-8)
+        # get INVALID_ARGUMENT instead of grpc's INTERNAL.
+        wire.add_servicer(VectorizeServicer(self.vectorizer, self._pool),
+                          vectorize_pb2.DESCRIPTOR.services_by_name["VectorizeService"], self.server)
+        wire.add_servicer(RecommendServicer(self.vectorizer, self.inference, self._pool, self._text_pool),
+                          recommend_pb2.DESCRIPTOR.services_by_name["RecommendService"], self.server)
+        wire.add_servicer(ChatServicer(chat_engine, self.inference, self._pool),
+                          chat_pb2.DESCRIPTOR.services_by_name["ChatService"], self.server)
         self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

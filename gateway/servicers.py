@@ -25,6 +25,7 @@ from gateway import conversions, metrics
 from gateway.coalescing import RecommendCoalescer
 from gateway.forwarding import InferenceClient, PreparedBatch, merge_batch, prepare_text_batch
 from gateway.vectorizers.base import LOCAL, Vectorizer, VectorizeResult, VectorizerUnavailable
+from gateway.wire import UndecodableRequest
 from recommender import schema
 from recommender.v1 import (
     chat_pb2_grpc,
@@ -86,6 +87,8 @@ def unary(method: str):
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
+                if isinstance(request, UndecodableRequest):
+                    raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, request.describe())
                 return await handler(self, request, context)
             except asyncio.CancelledError:
                 code = grpc.StatusCode.CANCELLED
@@ -110,7 +113,7 @@ def streaming(method: str):
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
-                async for response in handler(self, request_iterator, context):
+                async for response in handler(self, _decoded(request_iterator), context):
                     yield response
             except asyncio.CancelledError:
                 code = grpc.StatusCode.CANCELLED
@@ -124,6 +127,14 @@ def streaming(method: str):
                 _record(method, code, started)
         return run
     return wrap
+
+
+async def _decoded(request_iterator):
+    """The stream's messages; an undecodable one ends the call with INVALID_ARGUMENT."""
+    async for request in request_iterator:
+        if isinstance(request, UndecodableRequest):
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, request.describe())
+        yield request
 
 
 def _timeout(context) -> float | None:

@@ -235,6 +235,35 @@ def test_vectorize_rejects_empty_and_long_text(stack):
         assert phrase in raised.value.details()
 
 
+@pytest.mark.parametrize("method", [
+    "/recommender.v1.VectorizeService/Vectorize",
+    "/recommender.v1.RecommendService/Recommend",
+    "/recommender.v1.ChatService/Chat",
+])
+def test_text_that_is_not_utf8_is_invalid_argument(stack, method):
+    # Field 1 (text) of VectorizeRequest/ChatRequest, field 2 (text) of RecommendRequest,
+    # written by hand because protobuf refuses to serialize such a string.
+    field = 2 if method.endswith("/Recommend") else 1
+    raw = bytes([field << 3 | 2, 4]) + b"\xff\xfe\xfa\x80"
+    call = stack["channel"].unary_unary(method, request_serializer=None, response_deserializer=None)
+    with pytest.raises(grpc.RpcError) as raised:
+        call(raw, timeout=10)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "UTF-8" in raised.value.details()
+    # The gateway keeps answering.
+    assert vectorize(stack, "hello").features == [0.0] * 6
+
+
+def test_undecodable_stream_message_is_invalid_argument(stack):
+    raw = bytes([2 << 3 | 2, 2]) + b"\xff\xfe"  # RecommendBatchRequest.texts[0]
+    call = stack["channel"].stream_stream("/recommender.v1.RecommendService/RecommendStream",
+                                          request_serializer=None, response_deserializer=None)
+    with pytest.raises(grpc.RpcError) as raised:
+        list(call(iter([raw]), timeout=10))
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "UTF-8" in raised.value.details()
+
+
 def test_chat_turn_through_the_gateway_recommends(stack):
     stub = chat_pb2_grpc.ChatServiceStub(stack["channel"])
     reply = stub.Chat(chat_pb2.ChatRequest(text=KOREAN), timeout=10)
