@@ -111,6 +111,11 @@ def test_hot_swap_under_load_skips_a_corrupt_version_and_keeps_two_for_pinning(
                        what="both workers to reject the corrupt version")
             newer = publish_copy_of_version_1(served_models_dir, models_dir_copy)
             assert newer == corrupt + 1
+            # Each worker polls the folder on its own; wait until both serve the new version,
+            # then for answers that all came after that.
+            wait_until(lambda: server.log().count(f"event=model_loaded worker=0 version={newer}")
+                       and server.log().count(f"event=model_loaded worker=1 version={newer}"),
+                       what="both workers to load the new version")
             count = len(load.versions)
             wait_until(lambda: load.versions[count:].count(newer) >= 20, what="the new version to answer")
         finally:
