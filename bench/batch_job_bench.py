@@ -13,22 +13,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from clients.batch import run_job
 from recommender import model_repository
-
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
+from tests.support import PYTHON, ROOT, ServerProcess, free_port, wait_for_health
 
 # Runs in its own process: loads the SavedModel and times repeated 1,000-row calls.
 TF_TIMER = r"""
@@ -50,52 +42,6 @@ while time.perf_counter() - start < seconds:
 elapsed = time.perf_counter() - start
 print(json.dumps({"rows_per_s": calls * len(matrix) / elapsed, "calls": calls, "rows_per_call": len(matrix)}))
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_serving(target: str, process: subprocess.Popen, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"server for {target} exited with {process.returncode}")
-            try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == \
-                        health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.2)
-    raise TimeoutError(f"{target} not serving after {timeout}s")
-
-
-class _Server:
-    """A server process in its own process group, stopped with everything it forked."""
-
-    def __init__(self, args: list[str], log: Path):
-        self._log = open(log, "ab")
-        self.process = subprocess.Popen(args, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
-                                        start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.process.wait(5)
-        self._log.close()
 
 
 def _model_dir(models_dir: Path, data: Path, work: Path) -> Path:
@@ -136,20 +82,20 @@ def run(args) -> None:
         serving_dir = version_dir.parent.parent
 
         results: list[tuple[str, float | None, str]] = []
-        inference_port = _free_port()
-        inference = _Server([PYTHON, "-m", "inference", "--models-dir", str(serving_dir), "--host", "127.0.0.1",
+        inference_port = free_port()
+        inference = ServerProcess([PYTHON, "-m", "inference", "--models-dir", str(serving_dir), "--host", "127.0.0.1",
                              "--port", str(inference_port), "--workers", str(workers), "--metrics-port", "0"],
-                            work / "inference.log")
+                            work / "inference.log").start()
         try:
-            _wait_serving(f"127.0.0.1:{inference_port}", inference.process)
+            wait_for_health(f"127.0.0.1:{inference_port}", timeout=120, process=inference.process)
             target = f"127.0.0.1:{inference_port}"
             results.append((f"batch job -> inference server ({workers} worker)",
                             _job("inference", target, data, work, rows, chunk_rows, in_flight), ""))
-            gateway_port = _free_port()
-            gateway = _Server([PYTHON, "-m", "gateway", "serve", "--port", str(gateway_port),
-                               "--inference", target, "--metrics-port", "0"], work / "gateway.log")
+            gateway_port = free_port()
+            gateway = ServerProcess([PYTHON, "-m", "gateway", "serve", "--port", str(gateway_port),
+                               "--inference", target, "--metrics-port", "0"], work / "gateway.log").start()
             try:
-                _wait_serving(f"127.0.0.1:{gateway_port}", gateway.process, timeout=60)
+                wait_for_health(f"127.0.0.1:{gateway_port}", timeout=60, process=gateway.process)
                 results.append(("batch job -> gateway -> inference server",
                                 _job("gateway", f"127.0.0.1:{gateway_port}", data, work, rows, chunk_rows,
                                      in_flight), ""))

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from recommender import model_repository
 from recommender.v1 import recommend_pb2
-from tests.support import ServerProcess, free_port, wait_for_health
+from tests.support import ServerProcess, free_port, free_port_block, wait_for_health
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace | None = None) -> None:
     servers: list[ServerProcess] = []
     try:
         models = _ensure_model(Path(models_dir) if models_dir else None, work)
-        echo_port, inference_port, gateway_port = free_port(), free_port(), free_port()
+        echo_port, inference_port, gateway_port = free_port(), free_port_block(workers + 1), free_port()
         echo = ServerProcess(echo_server.command(echo_port), work / "echo.log").start()
         servers.append(echo)
         inference = ServerProcess(

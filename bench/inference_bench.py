@@ -27,7 +27,7 @@ from pathlib import Path
 from bench import echo_server, loadgen
 from recommender import model_repository
 from recommender.v1 import recommend_pb2
-from tests.support import ServerProcess, free_port, wait_for_health
+from tests.support import ServerProcess, free_port, free_port_block, wait_for_health
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -65,26 +65,6 @@ for name in ("savedmodel", "function", "xla", "tflite"):
     out[name] = {str(rows): per_call(f, rows) for rows in (1, 32, 1000)}
 print(json.dumps(out))
 """
-
-
-def free_port_block(count: int) -> int:
-    import socket
-
-    for _ in range(50):
-        base = free_port()
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError("no free port block")
 
 
 def ensure_model(models_dir: str | None, work: Path) -> Path:

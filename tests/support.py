@@ -27,6 +27,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_port_block(count: int, attempts: int = 50) -> int:
+    """A port p such that p .. p+count-1 are all free (an inference server's shared port
+    plus one per worker)."""
+    for _ in range(attempts):
+        base = free_port()
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError(f"no block of {count} free ports found")
+
+
 def wait_for_health(target: str, timeout: float = 60.0, service: str = "",
                     process: subprocess.Popen | None = None) -> None:
     """Block until grpc.health.v1 reports SERVING for `service` at `target`."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,26 +9,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.support import PYTHON, ServerProcess, free_port, wait_for_health
-
-
-def free_port_block(count: int, attempts: int = 50) -> int:
-    """A port p such that p .. p+count-1 are all free (shared port + one per worker)."""
-    for _ in range(attempts):
-        base = free_port()
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError(f"no block of {count} free ports found")
+from tests.support import PYTHON, ServerProcess, free_port, free_port_block, wait_for_health
 
 
 class RunningServer:
