@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, default=int(_env("GATEWAY_THREADS", "32")),
                        help="threads for blocking work: Bedrock calls, chat turns, text batches "
                             "(env GATEWAY_THREADS)")
+    serve.add_argument("--coalesce-in-flight", type=int,
+                       default=int(_env("GATEWAY_COALESCE_IN_FLIGHT", "1")),
+                       help="single Recommends forwarded at once; calls arriving while that many are "
+                            "in flight leave together as one RecommendBatch (env GATEWAY_COALESCE_IN_FLIGHT)")
     serve.add_argument("--grace", type=float, default=5.0,
                        help="seconds running RPCs get to finish on SIGTERM")
     serve.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"),
@@ -94,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         fallback=args.fallback, cache_size=args.cache_size, bedrock_config=args.bedrock_config,
         model_id=args.model_id, bedrock_timeout_s=args.bedrock_timeout, region=args.region,
         endpoint_url=args.endpoint_url, metrics_port=args.metrics_port, threads=args.threads,
-        grace_s=args.grace,
+        coalesce_in_flight=args.coalesce_in_flight, grace_s=args.grace,
     )
     try:
         asyncio.run(serve(config))

@@ -43,9 +43,11 @@ class RecommendCoalescer:
                  max_in_flight: int | None = None):
         self.inference = inference
         self.max_batch = max_batch
-        # Two outstanding sends per inference address keep every worker busy; beyond that,
-        # calls queue up and leave together when a send comes back.
-        self.max_in_flight = max_in_flight or 2 * len(inference.addresses)
+        # Measured on 2 cores, 2 inference workers, 32 callers: ONE send in flight lets the
+        # calls that arrive meanwhile grow into batches of ~6 (gateway 1,700 -> 2,850 req/s);
+        # two per address left 70% of calls going out alone. The gateway's own gRPC work is
+        # the bottleneck, not inference, so spreading sends over workers bought nothing.
+        self.max_in_flight = max_in_flight or 1
         self._in_flight = 0
         self._pending: dict[tuple[int, int], list[_Waiter]] = {}
         self._flush_scheduled = False

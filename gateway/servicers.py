@@ -207,14 +207,14 @@ class VectorizeServicer(vectorize_pb2_grpc.VectorizeServiceServicer):
 
 class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
     def __init__(self, vectorizer: Vectorizer, inference: InferenceClient, pool: ThreadPoolExecutor,
-                 text_pool: ThreadPoolExecutor):
+                 text_pool: ThreadPoolExecutor, coalesce_in_flight: int = 1):
         self.vectorizer = vectorizer
         self.inference = inference
         self.blocking = _Blocking(vectorizer, pool)
         # A batch's texts: Bedrock calls wait on the network, so they overlap on their own
         # pool (not `pool`, which runs the batch itself: nesting there could deadlock).
         self.text_pool = text_pool if self.blocking.remote else None
-        self.coalescer = RecommendCoalescer(inference)
+        self.coalescer = RecommendCoalescer(inference, max_in_flight=coalesce_in_flight)
 
     @unary("Recommend")
     async def Recommend(self, request, context):
