@@ -52,6 +52,91 @@ def _alternation(fragments, flags=0) -> re.Pattern:
     return re.compile("(?:" + "|".join(parts) + ")", flags)
 
 
+# ------------------------------------------------------------------ first-character prefilter
+# A regex can only match a text that contains one of the characters its matches can start
+# with. Most rules (a Korean word list, an amount that needs a digit) start with a few
+# characters that most messages lack, so one set-disjointness test per rule skips the scan.
+# The analysis is conservative: any construct it does not understand means "always scan".
+
+try:
+    from re import _constants as _sre_c
+    from re import _parser as _sre_parse
+except ImportError:  # another interpreter layout: no prefilter, same results
+    _sre_c = _sre_parse = None
+
+_DIGIT_MARK = "<digit>"  # stands for "any character \\d matches"; never a char of a text
+_ANY_DIGIT = re.compile(r"\d")
+_MAX_RANGE = 12_000  # a class as wide as all Hangul syllables is still worth a set
+
+
+class _Unknown(Exception):
+    pass
+
+
+def _class_chars(items) -> set[str]:
+    chars: set[str] = set()
+    for op, av in items:
+        if op is _sre_c.LITERAL:
+            chars.add(chr(av))
+        elif op is _sre_c.RANGE and av[1] - av[0] < _MAX_RANGE:
+            chars.update(chr(c) for c in range(av[0], av[1] + 1))
+        elif op is _sre_c.CATEGORY and av is _sre_c.CATEGORY_DIGIT:
+            chars.add(_DIGIT_MARK)
+        else:
+            raise _Unknown
+    return chars
+
+
+def _first_of(items) -> tuple[set[str], bool]:
+    """(characters a match of this sequence can start with, whether it can match empty)."""
+    first: set[str] = set()
+    for op, av in items:
+        if op is _sre_c.LITERAL:
+            first.add(chr(av))
+            return first, False
+        if op is _sre_c.IN:
+            first |= _class_chars(av)
+            return first, False
+        if op in (_sre_c.AT, _sre_c.ASSERT, _sre_c.ASSERT_NOT):
+            continue  # zero width: the first consumed character comes after
+        if op is _sre_c.SUBPATTERN:
+            chars, nullable = _first_of(av[-1])
+        elif op is _sre_c.BRANCH:
+            chars, nullable = set(), False
+            for alternative in av[1]:
+                alt_chars, alt_nullable = _first_of(alternative)
+                chars |= alt_chars
+                nullable = nullable or alt_nullable
+        elif op in (_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT):
+            chars, nullable = _first_of(av[2])
+            nullable = nullable or av[0] == 0
+        else:
+            raise _Unknown
+        first |= chars
+        if not nullable:
+            return first, False
+    return first, True
+
+
+def _first_chars(rx: re.Pattern) -> frozenset[str] | None:
+    """The characters every match of `rx` starts with, or None when unknown (always scan)."""
+    if _sre_parse is None or rx.flags & ~re.UNICODE:
+        return None
+    try:
+        chars, nullable = _first_of(_sre_parse.parse(rx.pattern, rx.flags))
+    except (_Unknown, TypeError, ValueError, AttributeError):
+        return None
+    return None if nullable else frozenset(chars)
+
+
+def _present(text: str) -> set[str]:
+    """The characters of a text, plus the digit mark when it has any digit."""
+    chars = set(text)
+    if _ANY_DIGIT.search(text):
+        chars.add(_DIGIT_MARK)
+    return chars
+
+
 class _Match(NamedTuple):
     start: int
     end: int
@@ -87,13 +172,20 @@ class _Words:
                 korean.append(f)
         self.latin = _alternation(latin) if latin else None
         self.korean = _alternation(korean) if korean else None
+        self.latin_first = _first_chars(self.latin) if latin else None
+        self.korean_first = _first_chars(self.korean) if korean else None
 
-    def finditer(self, text: str, scripts: tuple[bool, bool]):
-        """Matches in no particular order. `scripts` = (has Latin letters, has Hangul)."""
-        if self.latin is not None and scripts[0]:
-            yield from self.latin.finditer(text)
-        if self.korean is not None and scripts[1]:
-            yield from self.korean.finditer(text)
+    def finditer(self, text: str, scripts: tuple[bool, bool], present: set[str] | None = None) -> list[re.Match]:
+        """Matches, Latin ones first. `scripts` = (has Latin letters, has Hangul); `present` =
+        _present(text), to skip a scan whose first characters the text lacks."""
+        found: list[re.Match] = []
+        if self.latin is not None and scripts[0] and (
+                present is None or self.latin_first is None or not self.latin_first.isdisjoint(present)):
+            found.extend(self.latin.finditer(text))
+        if self.korean is not None and scripts[1] and (
+                present is None or self.korean_first is None or not self.korean_first.isdisjoint(present)):
+            found.extend(self.korean.finditer(text))
+        return found
 
 
 def _scripts(text: str) -> tuple[bool, bool]:
@@ -227,12 +319,14 @@ def _is_speaker(text: str, start: int, markers: list[int]) -> bool:
     return len(gap) <= _SPEAKER_WINDOW and not _SPEAKER_BREAK.search(gap)
 
 
-def _people(text: str, markers: list[int], scripts: tuple[bool, bool]) -> tuple[list[_Match], list[_Match], list[_Match]]:
+def _people(text: str, markers: list[int], scripts: tuple[bool, bool],
+            present: set[str] | None = None) -> tuple[list[_Match], list[_Match], list[_Match]]:
     """(relational people, explicit gender words, pronouns); kind "speaker" marks self-descriptions."""
     found = []
     for family, rules in (("person", _PEOPLE_RULES), ("explicit", _GENDER_RULES), ("pronoun", _PRONOUN_RULES)):
         for gender, rx in rules:
-            found.extend(_Match(m.start(), m.end(), gender, family) for m in rx.finditer(text, scripts))
+            for m in rx.finditer(text, scripts, present):
+                found.append(_Match(m.start(), m.end(), gender, family))
     people, explicit, pronouns = [], [], []
     for m in _longest_non_overlapping(found):
         tag = ""
@@ -246,20 +340,20 @@ def _people(text: str, markers: list[int], scripts: tuple[bool, bool]) -> tuple[
     return people, explicit, pronouns
 
 
-def _purpose(text: str, people: list[_Match], scripts: tuple[bool, bool]) -> int:
+def _purpose(text: str, people: list[_Match], scripts: tuple[bool, bool], present: set[str] | None = None) -> int:
     signals: list[tuple[int, int, bool]] = []  # (position, purpose, strong)
-    self_gift_spans = [(m.start(), m.end()) for m in _SELF_GIFT.finditer(text, scripts)]
+    self_gift_spans = [(m.start(), m.end()) for m in _SELF_GIFT.finditer(text, scripts, present)]
     for s, _ in self_gift_spans:
         signals.append((s, 1, True))
-    for m in _GIFT.finditer(text, scripts):
+    for m in _GIFT.finditer(text, scripts, present):
         if any(a <= m.start() < b for a, b in self_gift_spans):
             continue
         if _GIFT_NEG_AFTER.match(text, m.end()) or _GIFT_NEG_BEFORE.search(text[max(0, m.start() - 16):m.start()]):
             continue
         signals.append((m.start(), 2, True))
-    for m in _SELF_STRONG.finditer(text, scripts):
+    for m in _SELF_STRONG.finditer(text, scripts, present):
         signals.append((m.start(), 1, True))
-    for m in _SELF_WEAK.finditer(text, scripts):
+    for m in _SELF_WEAK.finditer(text, scripts, present):
         signals.append((m.start(), 1, False))
     for p in people:
         if p.kind.endswith(":speaker"):
@@ -320,11 +414,25 @@ def _gender(purpose: int, people, explicit, pronouns) -> int:
     return unique(pronouns)
 
 
+_FIRST: dict[re.Pattern, frozenset[str] | None] = {}
+
+
+def _absent(rx: re.Pattern, present: set[str] | None) -> bool:
+    """True when `rx` cannot match a text with these characters (see _first_chars)."""
+    if present is None:
+        return False
+    try:
+        first = _FIRST[rx]
+    except KeyError:
+        first = _FIRST[rx] = _first_chars(rx)
+    return first is not None and first.isdisjoint(present)
+
+
 def _near_budget_words(text: str, start: int) -> bool:
     return bool(_BUDGET_CONTEXT_NEAR.search(text[max(0, start - 28):start]))
 
 
-def _ages(text: str, markers: list[int]) -> list[_Match]:
+def _ages(text: str, markers: list[int], present: set[str] | None = None) -> list[_Match]:
     """Every age mention: kind "0" stated number/milestone, "1" decade, "2" life stage."""
     found: list[_Match] = []
 
@@ -332,32 +440,32 @@ def _ages(text: str, markers: list[int]) -> list[_Match]:
         if 1 <= value <= schema.MAX_AGE:
             found.append(_Match(start, end, int(value), tier))
 
-    for m in _AGE_DIGITS.finditer(text):
+    for m in () if _absent(_AGE_DIGITS, present) else _AGE_DIGITS.finditer(text):
         add(m.start(), m.end(), int(m.group(1)), "0")
-    for m in _AGE_KO_NATIVE.finditer(text):
+    for m in _AGE_KO_NATIVE.finditer(text) if "살" in text else ():  # every match ends in 살
         tens, units = m.group(1), m.group(2)
         if tens or units:
             add(m.start(), m.end(), lx.KO_NATIVE_TENS.get(tens, 0) + lx.KO_NATIVE_UNITS.get(units, 0), "0")
-    for m in _AGE_EN.finditer(text):
+    for m in () if _absent(_AGE_EN, present) else _AGE_EN.finditer(text):
         add(m.start(), m.end(), int(next(g for g in m.groups() if g)), "0")
-    for m in _AGE_EN_WORDS.finditer(text):
+    for m in () if _absent(_AGE_EN_WORDS, present) else _AGE_EN_WORDS.finditer(text):
         tens, unit, teen, single = m.groups()
         value = (lx.EN_TENS.get(tens, 0) + lx.EN_UNITS.get(unit, 0)) if tens else (
             lx.EN_TEENS[teen] if teen else lx.EN_UNITS[single])
         add(m.start(), m.end(), value, "0")
-    for m in _AGE_IS.finditer(text):
+    for m in () if _absent(_AGE_IS, present) else _AGE_IS.finditer(text):
         if not _near_budget_words(text, m.start()):
             add(m.start(1), m.end(), int(m.group(1)), "0")
-    for m in _AGE_BIRTHDAY.finditer(text):
+    for m in () if _absent(_AGE_BIRTHDAY, present) else _AGE_BIRTHDAY.finditer(text):
         add(m.start(), m.end(), int(m.group(1) or m.group(2)), "0")
-    for m in _AGE_MILESTONE.finditer(text):
+    for m in () if _absent(_AGE_MILESTONE, present) else _AGE_MILESTONE.finditer(text):
         add(m.start(), m.end(), _MILESTONE_AGE[m.group(0)], "0")
-    for m in _DECADE_KO.finditer(text):
+    for m in () if _absent(_DECADE_KO, present) else _DECADE_KO.finditer(text):
         add(m.start(), m.end(), int(m.group(1)) * 10 + lx.DECADE_OFFSETS[m.group(2)], "1")
-    for m in _DECADE_KO_WORDS.finditer(text):
+    for m in () if _absent(_DECADE_KO_WORDS, present) else _DECADE_KO_WORDS.finditer(text):
         tens = lx.KO_DIGITS.get(m.group(1), 1) * 10
         add(m.start(), m.end(), tens + lx.DECADE_OFFSETS[m.group(2)], "1")
-    for m in _DECADE_EN_WORDS.finditer(text):
+    for m in () if _absent(_DECADE_EN_WORDS, present) else _DECADE_EN_WORDS.finditer(text):
         mod, word, something, teen_mod, teen = m.groups()
         if word:
             if text[max(0, m.start() - 4):m.start()] == "the ":
@@ -367,7 +475,7 @@ def _ages(text: str, markers: list[int]) -> list[_Match]:
             add(m.start(), m.end(), lx.EN_TENS[something] + 5, "1")
         elif teen:
             add(m.start(), m.end(), 10 + lx.DECADE_OFFSETS[teen_mod], "1")
-    for m in _DECADE_EN_DIGITS.finditer(text):
+    for m in () if _absent(_DECADE_EN_DIGITS, present) else _DECADE_EN_DIGITS.finditer(text):
         mod, digits, something = m.groups()
         before = text[max(0, m.start() - 4):m.start()]
         if digits:
@@ -377,6 +485,8 @@ def _ages(text: str, markers: list[int]) -> list[_Match]:
         else:
             add(m.start(), m.end(), int(something) + 5, "1")
     for rx, age in _LIFE_STAGES:
+        if _absent(rx, present):
+            continue
         for m in rx.finditer(text):
             add(m.start(), m.end(), age, "2")
     result = []
@@ -413,7 +523,7 @@ def _ko_numeral(word: str) -> int:
     return total + digit
 
 
-def _budget(text: str) -> int:
+def _budget(text: str, present: set[str] | None = None) -> int:
     amounts: list[tuple[int, float]] = []
     spans: list[tuple[int, int]] = []
 
@@ -423,9 +533,9 @@ def _budget(text: str) -> int:
         spans.append((m.start(), m.end()))
         amounts.append((m.start(), value))
 
-    for m in _AMOUNT_KO_UNIT.finditer(text):
+    for m in () if _absent(_AMOUNT_KO_UNIT, present) else _AMOUNT_KO_UNIT.finditer(text):
         add(m, _to_number(m.group(1)) * lx.AMOUNT_UNITS[m.group(2)])
-    for m in _AMOUNT_KO_WORDS.finditer(text):
+    for m in () if _absent(_AMOUNT_KO_WORDS, present) else _AMOUNT_KO_WORDS.finditer(text):
         if m.group(2):  # ...만 / ...억
             add(m, _ko_numeral(m.group(1)) * lx.KO_BIG_UNITS[m.group(2)])
         elif m.group(3):  # ...천원
@@ -433,12 +543,14 @@ def _budget(text: str) -> int:
         else:  # 만원
             add(m, 10_000)
     for rx in (_AMOUNT_CURRENCY_AFTER, _AMOUNT_CURRENCY_BEFORE):
+        if _absent(rx, present):
+            continue
         for m in rx.finditer(text):
             add(m, _to_number(m.group(1)) * lx.AMOUNT_UNITS.get(m.group(2), 1))
-    for m in _AMOUNT_SCALED.finditer(text):
+    for m in () if _absent(_AMOUNT_SCALED, present) else _AMOUNT_SCALED.finditer(text):
         if _near_budget_words(text, m.start()):
             add(m, _to_number(m.group(1)) * lx.AMOUNT_UNITS[m.group(2)])
-    for m in _AMOUNT_BARE.finditer(text):
+    for m in () if _absent(_AMOUNT_BARE, present) else _AMOUNT_BARE.finditer(text):
         if _near_budget_words(text, m.start()):
             add(m, _to_number(m.group(1)))
     if not amounts:
@@ -450,10 +562,11 @@ def _budget(text: str) -> int:
     return value if 0 < value <= schema.MAX_BUDGET_KRW else 0
 
 
-def _interest(text: str, scripts: tuple[bool, bool]) -> int:
+def _interest(text: str, scripts: tuple[bool, bool], present: set[str]) -> int:
     found = []
     for code, tier, rx in _INTEREST_RULES:
-        found.extend(_Match(m.start(), m.end(), code, tier) for m in rx.finditer(text, scripts))
+        for m in rx.finditer(text, scripts, present):
+            found.append(_Match(m.start(), m.end(), code, tier))
     kept = []
     for m in _longest_non_overlapping(found):
         if _INTEREST_NEG_AFTER.match(text, m.end):
@@ -473,13 +586,15 @@ def _interest(text: str, scripts: tuple[bool, bool]) -> int:
     return max(scores, key=lambda code: (scores[code], -first[code]))
 
 
-def _season(text: str) -> int:
+def _season(text: str, present: set[str] | None = None) -> int:
     best: tuple[int, int] | None = None  # (position, season)
     for rx, season in _SEASON_RULES:
+        if _absent(rx, present):
+            continue
         m = rx.search(text)
         if m and (best is None or m.start() < best[0]):
             best = (m.start(), season)
-    m = _MONTH_KO.search(text)
+    m = None if _absent(_MONTH_KO, present) else _MONTH_KO.search(text)
     if m and (best is None or m.start() < best[0]):
         best = (m.start(), lx.MONTH_SEASON[int(m.group(1))])
     return best[1] if best else 0
@@ -492,21 +607,38 @@ def extract_features(text: str) -> tuple[float, ...]:
     """The contract vector of a text (any text: nothing stated gives all zeros)."""
     norm = normalize(text)
     scripts = _scripts(norm)
+    present = _present(norm)
     markers = _speaker_markers(norm)
-    people, explicit, pronouns = _people(norm, markers, scripts)
-    ages = _ages(norm, markers)
-    purpose = _purpose(norm, people, scripts)
+    people, explicit, pronouns = _people(norm, markers, scripts, present)
+    ages = _ages(norm, markers, present)
+    purpose = _purpose(norm, people, scripts, present)
     if purpose == 0 and _speaker_extra(explicit, ages):
         purpose = 1
     vector = (
         _age(purpose, ages),
         _gender(purpose, people, explicit, pronouns),
-        _budget(norm),
-        _interest(norm, scripts),
+        _budget(norm, present),
+        _interest(norm, scripts, present),
         purpose,
-        _season(norm),
+        _season(norm, present),
     )
-    return schema.validate_features(vector)
+    return _validated(vector)
+
+
+_VALIDATED: dict[tuple, tuple[float, ...]] = {}
+_VALIDATED_MAX = 4096  # distinct vectors remembered; messages repeat far fewer combinations
+
+
+def _validated(vector: tuple) -> tuple[float, ...]:
+    """schema.validate_features, remembered per vector: the answer depends on the values only,
+    and the full check (building its error texts' inputs) costs more than a dict lookup."""
+    done = _VALIDATED.get(vector)
+    if done is None:
+        done = schema.validate_features(vector)
+        if len(_VALIDATED) >= _VALIDATED_MAX:
+            _VALIDATED.clear()
+        _VALIDATED[vector] = done
+    return done
 
 
 class LocalVectorizer:
