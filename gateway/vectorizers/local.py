@@ -118,22 +118,49 @@ def _first_of(items) -> tuple[set[str], bool]:
     return first, True
 
 
+def _starts_a_word(items) -> bool:
+    """Whether the pattern begins with the whole-word lookbehind (?<![a-z]) (through groups)."""
+    while items:
+        op, av = items[0]
+        if op is _sre_c.SUBPATTERN:
+            items = av[-1]
+            continue
+        return (op is _sre_c.ASSERT_NOT and av[0] == -1
+                and list(av[1]) == [(_sre_c.IN, [(_sre_c.RANGE, (ord("a"), ord("z")))])])
+    return False
+
+
+_WORD_START_MARK = "^"  # "^x": x occurs where no Latin letter precedes it (two chars: never a text char)
+
+
 def _first_chars(rx: re.Pattern) -> frozenset[str] | None:
-    """The characters every match of `rx` starts with, or None when unknown (always scan)."""
+    """The characters every match of `rx` starts with, or None when unknown (always scan).
+
+    A pattern behind the whole-word lookbehind can only start at a word start, so its set holds
+    "^x" marks, tested against the characters that start words (a much smaller set in English)."""
     if _sre_parse is None or rx.flags & ~re.UNICODE:
         return None
     try:
-        chars, nullable = _first_of(_sre_parse.parse(rx.pattern, rx.flags))
-    except (_Unknown, TypeError, ValueError, AttributeError):
+        parsed = _sre_parse.parse(rx.pattern, rx.flags)
+        chars, nullable = _first_of(parsed)
+        word_start = _starts_a_word(parsed)
+    except (_Unknown, TypeError, ValueError, AttributeError, IndexError):
         return None
-    return None if nullable else frozenset(chars)
+    if nullable:
+        return None
+    return frozenset(_WORD_START_MARK + c for c in chars) if word_start else frozenset(chars)
+
+
+_WORD_STARTS = re.compile(r"(?<![a-z])(.)", re.DOTALL)
 
 
 def _present(text: str) -> set[str]:
-    """The characters of a text, plus the digit mark when it has any digit."""
+    """The characters of a text, the digit mark when it has any digit, and "^x" for every x
+    that starts a word."""
     chars = set(text)
     if _ANY_DIGIT.search(text):
         chars.add(_DIGIT_MARK)
+    chars.update(map(_WORD_START_MARK.__add__, _WORD_STARTS.findall(text)))
     return chars
 
 
@@ -211,6 +238,14 @@ _INTEREST_RULES: list[tuple[int, str, re.Pattern]] = [
     for code, tiers in lx.INTERESTS.items()
     for tier, words in tiers.items()
     if words
+]
+# The same scans flattened, in the same order (a rule's Latin scan, then its Korean one): the
+# order decides which of two equal matches _longest_non_overlapping keeps.
+_INTEREST_SCANS: list[tuple[int, str, re.Pattern, frozenset[str] | None, int]] = [
+    (code, tier, rx, first, script)
+    for code, tier, words in _INTEREST_RULES
+    for rx, first, script in ((words.latin, words.latin_first, 0), (words.korean, words.korean_first, 1))
+    if rx is not None
 ]
 _TIER_WEIGHT = {"product": 3, "strong": 2, "weak": 1}
 _INTEREST_NEG_AFTER = re.compile(r"\s?" + _alternation(lx.INTEREST_NEGATION_AFTER).pattern)
@@ -434,6 +469,8 @@ def _near_budget_words(text: str, start: int) -> bool:
 
 def _ages(text: str, markers: list[int], present: set[str] | None = None) -> list[_Match]:
     """Every age mention: kind "0" stated number/milestone, "1" decade, "2" life stage."""
+    if present is None:
+        present = _present(text)
     found: list[_Match] = []
 
     def add(start, end, value, tier):
@@ -446,14 +483,14 @@ def _ages(text: str, markers: list[int], present: set[str] | None = None) -> lis
         tens, units = m.group(1), m.group(2)
         if tens or units:
             add(m.start(), m.end(), lx.KO_NATIVE_TENS.get(tens, 0) + lx.KO_NATIVE_UNITS.get(units, 0), "0")
-    for m in () if _absent(_AGE_EN, present) else _AGE_EN.finditer(text):
+    for m in _AGE_EN.finditer(text) if _DIGIT_MARK in present else ():  # every match holds a digit
         add(m.start(), m.end(), int(next(g for g in m.groups() if g)), "0")
-    for m in () if _absent(_AGE_EN_WORDS, present) else _AGE_EN_WORDS.finditer(text):
+    for m in _AGE_EN_WORDS.finditer(text) if "old" in text else ():  # every match holds "old"
         tens, unit, teen, single = m.groups()
         value = (lx.EN_TENS.get(tens, 0) + lx.EN_UNITS.get(unit, 0)) if tens else (
             lx.EN_TEENS[teen] if teen else lx.EN_UNITS[single])
         add(m.start(), m.end(), value, "0")
-    for m in () if _absent(_AGE_IS, present) else _AGE_IS.finditer(text):
+    for m in _AGE_IS.finditer(text) if _DIGIT_MARK in present else ():  # every match holds a digit
         if not _near_budget_words(text, m.start()):
             add(m.start(1), m.end(), int(m.group(1)), "0")
     for m in () if _absent(_AGE_BIRTHDAY, present) else _AGE_BIRTHDAY.finditer(text):
@@ -465,7 +502,9 @@ def _ages(text: str, markers: list[int], present: set[str] | None = None) -> lis
     for m in () if _absent(_DECADE_KO_WORDS, present) else _DECADE_KO_WORDS.finditer(text):
         tens = lx.KO_DIGITS.get(m.group(1), 1) * 10
         add(m.start(), m.end(), tens + lx.DECADE_OFFSETS[m.group(2)], "1")
-    for m in () if _absent(_DECADE_EN_WORDS, present) else _DECADE_EN_WORDS.finditer(text):
+    # every match holds a decade word (all end in "ies" but "teens"), "teen" or "something"
+    decade_words = "ies" in text or "teen" in text or "something" in text
+    for m in _DECADE_EN_WORDS.finditer(text) if decade_words else ():
         mod, word, something, teen_mod, teen = m.groups()
         if word:
             if text[max(0, m.start() - 4):m.start()] == "the ":
@@ -564,8 +603,10 @@ def _budget(text: str, present: set[str] | None = None) -> int:
 
 def _interest(text: str, scripts: tuple[bool, bool], present: set[str]) -> int:
     found = []
-    for code, tier, rx in _INTEREST_RULES:
-        for m in rx.finditer(text, scripts, present):
+    for code, tier, rx, first, script in _INTEREST_SCANS:
+        if not scripts[script] or (first is not None and first.isdisjoint(present)):
+            continue
+        for m in rx.finditer(text):
             found.append(_Match(m.start(), m.end(), code, tier))
     kept = []
     for m in _longest_non_overlapping(found):
