@@ -254,6 +254,14 @@ _INTEREST_NEG_BEFORE = re.compile(_alternation(lx.INTEREST_NEGATION_BEFORE).patt
 _PEOPLE_RULES = [(gender, _Words(words)) for gender, words in lx.PEOPLE.items()]
 _GENDER_RULES = [(gender, _Words(words)) for gender, words in lx.GENDER_WORDS.items()]
 _PRONOUN_RULES = [(gender, _Words(words)) for gender, words in lx.PRONOUNS.items()]
+# Flattened like _INTEREST_SCANS, same order: (family, gender, regex, first characters, script).
+_PEOPLE_SCANS: list[tuple[str, int, re.Pattern, frozenset[str] | None, int]] = [
+    (family, gender, rx, first, script)
+    for family, rules in (("person", _PEOPLE_RULES), ("explicit", _GENDER_RULES), ("pronoun", _PRONOUN_RULES))
+    for gender, words in rules
+    for rx, first, script in ((words.latin, words.latin_first, 0), (words.korean, words.korean_first, 1))
+    if rx is not None
+]
 _WITH_BEFORE = re.compile(_alternation(lx.WITH_PERSON_BEFORE).pattern + r"\s+$")
 _WITH_AFTER = re.compile(_alternation(lx.WITH_PERSON_AFTER).pattern)
 
@@ -333,6 +341,7 @@ _AMOUNT_KO_WORDS = re.compile(
 # seasons
 _SEASON_RULES = [(re.compile(p), s) for p, s in lx.SEASON_WORDS]
 _MONTH_KO = re.compile(r"(?<![\d.])(1[0-2]|0?[1-9])\s?월(?!\s?(?:급|세|요일|드컵))")
+_SEASON_SCANS = [(rx, _first_chars(rx), season) for rx, season in _SEASON_RULES]
 
 
 # --------------------------------------------------------------------------- slot extractors
@@ -357,11 +366,14 @@ def _is_speaker(text: str, start: int, markers: list[int]) -> bool:
 def _people(text: str, markers: list[int], scripts: tuple[bool, bool],
             present: set[str] | None = None) -> tuple[list[_Match], list[_Match], list[_Match]]:
     """(relational people, explicit gender words, pronouns); kind "speaker" marks self-descriptions."""
+    if present is None:
+        present = _present(text)
     found = []
-    for family, rules in (("person", _PEOPLE_RULES), ("explicit", _GENDER_RULES), ("pronoun", _PRONOUN_RULES)):
-        for gender, rx in rules:
-            for m in rx.finditer(text, scripts, present):
-                found.append(_Match(m.start(), m.end(), gender, family))
+    for family, gender, rx, first, script in _PEOPLE_SCANS:
+        if not scripts[script] or (first is not None and first.isdisjoint(present)):
+            continue
+        for m in rx.finditer(text):
+            found.append(_Match(m.start(), m.end(), gender, family))
     people, explicit, pronouns = [], [], []
     for m in _longest_non_overlapping(found):
         tag = ""
@@ -629,8 +641,8 @@ def _interest(text: str, scripts: tuple[bool, bool], present: set[str]) -> int:
 
 def _season(text: str, present: set[str] | None = None) -> int:
     best: tuple[int, int] | None = None  # (position, season)
-    for rx, season in _SEASON_RULES:
-        if _absent(rx, present):
+    for rx, first, season in _SEASON_SCANS:
+        if present is not None and first is not None and first.isdisjoint(present):
             continue
         m = rx.search(text)
         if m and (best is None or m.start() < best[0]):
