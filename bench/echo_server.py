@@ -33,6 +33,7 @@ def canned_responses():
                          score=0.4 / rank, rank=rank)
     batch = recommend_pb2.RecommendBatchResponse(
         model_version=1, top_k=TOP_K, rows=ROWS, product_ids=DEFAULT_CATALOG.product_ids,
+        product_names=[p.name_en for p in DEFAULT_CATALOG], product_names_ko=[p.name_ko for p in DEFAULT_CATALOG],
         product_indices=[i % 10 for i in range(ROWS * TOP_K)],
         scores=[0.3 - (i % 3) * 0.1 for i in range(ROWS * TOP_K)],
         features=features * ROWS)

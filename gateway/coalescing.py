@@ -8,10 +8,9 @@ the calls that queued up halves the gateway's per-call cost and lets inference s
 in one model call. Below `max_in_flight` outstanding sends a call goes out at once as a
 plain Recommend, so a lone caller sees no extra latency.
 
-The batch answer has product ids and scores but not the display names, which travel with
-each model version's catalog. Names are learned from the plain Recommend answers the
-gateway sees (keyed by model version and product id); a batch row whose products are not
-known yet is re-asked as a plain Recommend, which teaches the names for next time.
+Each row of the batch answer becomes the RecommendResponse the caller would have got from
+a plain Recommend: product ids, names (`product_names`/`product_names_ko` carry the served
+version's catalog labels) and scores.
 """
 
 from __future__ import annotations
@@ -51,8 +50,6 @@ class RecommendCoalescer:
         self._in_flight = 0
         self._pending: dict[tuple[int, int], list[_Waiter]] = {}
         self._flush_scheduled = False
-        # (model_version, product_id) -> (name, name_ko), learned from plain Recommend answers
-        self._names: dict[tuple[int, str], tuple[str, str]] = {}
         self._tasks: set[asyncio.Task] = set()
 
     async def recommend(self, features: tuple[float, ...], top_k: int, model_version: int,
@@ -106,22 +103,8 @@ class RecommendCoalescer:
         except Exception as exc:  # noqa: BLE001 - handed to the caller as is
             _fail(waiter, exc)
             return
-        for item in response.items:
-            self._names[(response.model_version, item.product_id)] = (item.name, item.name_ko)
         if not waiter.future.done():
             waiter.future.set_result(response)
-
-    async def _learn_names(self, features: tuple[float, ...],
-                           answer: recommend_pb2.RecommendBatchResponse, timeout: float) -> None:
-        """One plain Recommend for as many products as a call may return teaches their
-        names (the whole catalog when it has at most 10 products)."""
-        try:
-            response = await self.inference.recommend(
-                features, min(len(answer.product_ids), 10), answer.model_version, timeout=timeout)
-        except grpc.RpcError:
-            return  # the rows fall back to plain calls
-        for item in response.items:
-            self._names[(response.model_version, item.product_id)] = (item.name, item.name_ko)
 
     async def _send(self, waiters: list[_Waiter], top_k: int, model_version: int) -> None:
         waiters = [w for w in waiters if not w.future.done()]  # callers that left are dropped
@@ -140,10 +123,7 @@ class RecommendCoalescer:
             return
         k = answer.top_k
         row_errors = {e.row: e.message for e in answer.errors}
-        needed = {answer.product_ids[i] for i in answer.product_indices if i >= 0}
-        if any((answer.model_version, pid) not in self._names for pid in needed):
-            await self._learn_names(waiters[0].features, answer, self._timeout(waiters))
-        unknown: list[_Waiter] = []
+        ids, names, names_ko = answer.product_ids, answer.product_names, answer.product_names_ko
         for row, waiter in enumerate(waiters):
             if waiter.future.done():
                 continue
@@ -154,19 +134,11 @@ class RecommendCoalescer:
                 model_version=answer.model_version, features=waiter.features,
                 slots=conversions.slots_from_features(waiter.features))
             for rank, position in enumerate(range(row * k, (row + 1) * k), start=1):
-                product_id = answer.product_ids[answer.product_indices[position]]
-                names = self._names.get((answer.model_version, product_id))
-                if names is None:
-                    break
+                index = answer.product_indices[position]
                 response.items.append(common_pb2.RecommendedItem(
-                    product_id=product_id, name=names[0], name_ko=names[1],
+                    product_id=ids[index], name=names[index], name_ko=names_ko[index],
                     score=answer.scores[position], rank=rank))
-            else:
-                waiter.future.set_result(response)
-                continue
-            unknown.append(waiter)
-        for waiter in unknown:  # names not learned yet: ask plainly, which teaches them
-            self._spawn(self._single(waiter, top_k, model_version))
+            waiter.future.set_result(response)
 
 
 class _RowError(grpc.RpcError):

@@ -276,6 +276,8 @@ def merge_batch(prepared: PreparedBatch, answer: recommend_pb2.RecommendBatchRes
             errors.append(recommend_pb2.RowError(row=int(forwarded[error.row]), message=error.message))
         response.model_version = answer.model_version
         response.product_ids.extend(answer.product_ids)
+        response.product_names.extend(answer.product_names)
+        response.product_names_ko.extend(answer.product_names_ko)
     errors.sort(key=lambda e: e.row)
     response.product_indices.extend(indices.ravel().tolist())
     response.scores.extend(scores.ravel().tolist())

@@ -103,9 +103,14 @@ class LoadedModel:
     backend: str
     load_seconds: float = 0.0
     product_ids: tuple[str, ...] = field(default=())
+    product_names: tuple[str, ...] = field(default=())
+    product_names_ko: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
+        # Computed once per version: every batch answer carries the catalog labels.
         self.product_ids = self.catalog.product_ids
+        self.product_names = tuple(p.name_en for p in self.catalog)
+        self.product_names_ko = tuple(p.name_ko for p in self.catalog)
 
 
 def _check_signature(loaded, classes: int):

@@ -132,7 +132,8 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
         result = score_batch(model.predict, matrix, k)
         self.metrics.observe_batch(matrix.shape[0] - len(result.errors), "batch_rpc")
         response = recommend_pb2.RecommendBatchResponse(
-            model_version=model.version, top_k=k, rows=matrix.shape[0], product_ids=model.product_ids)
+            model_version=model.version, top_k=k, rows=matrix.shape[0], product_ids=model.product_ids,
+            product_names=model.product_names, product_names_ko=model.product_names_ko)
         indices = wire.packed_small_int32(_INDICES, result.indices)
         if indices is None:  # a catalog of more than 128 products: the slow, general path
             response.product_indices.extend(result.indices.ravel().tolist())

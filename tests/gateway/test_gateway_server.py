@@ -125,7 +125,7 @@ def test_concurrent_recommends_match_inference_answers(stack, recommend):
         direct = recommend_pb2_grpc.RecommendServiceStub(direct_channel)
         expected = [direct.Recommend(recommend_pb2.RecommendRequest(features=v, top_k=4), timeout=10)
                     for v in vectors]
-    for _ in range(2):  # the first round teaches the gateway the catalog names
+    for _ in range(2):  # a cold and a warm gateway
         with futures.ThreadPoolExecutor(32) as pool:
             got = list(pool.map(lambda v: recommend.Recommend(
                 recommend_pb2.RecommendRequest(features=v, top_k=4), timeout=20), vectors))

@@ -73,7 +73,10 @@ def test_batch_matches_single_answers_and_reports_bad_rows(stub, reference, serv
     flat = np.concatenate([CUSTOMERS[:2].ravel(), bad, CUSTOMERS[2:].ravel()]).tolist()
     reply = stub.RecommendBatch(recommend_pb2.RecommendBatchRequest(features=flat, top_k=2), timeout=10)
     assert (reply.model_version, reply.top_k, reply.rows) == (1, 2, 6)
-    assert list(reply.product_ids) == list(_catalog(served_models_dir).product_ids)
+    catalog = _catalog(served_models_dir)
+    assert list(reply.product_ids) == list(catalog.product_ids)
+    assert list(reply.product_names) == [p.name_en for p in catalog]
+    assert list(reply.product_names_ko) == [p.name_ko for p in catalog]
     assert list(reply.features) == pytest.approx(flat)
     indices = np.array(reply.product_indices).reshape(6, 2)
     scores = np.array(reply.scores).reshape(6, 2)
