@@ -45,9 +45,10 @@ async def serve(port: int, own_port: int | None, host: str = "127.0.0.1") -> Non
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     from grpc_health.v1._async import HealthServicer
 
-    from recommender.v1 import recommend_pb2_grpc
+    from recommender.v1 import recommend_pb2, recommend_pb2_grpc
 
     single, batch = canned_responses()
+    stream_answer = recommend_pb2.RecommendStreamResponse(batch=batch)
 
     class Echo(recommend_pb2_grpc.RecommendServiceServicer):
         async def Recommend(self, request, context):
@@ -58,7 +59,7 @@ async def serve(port: int, own_port: int | None, host: str = "127.0.0.1") -> Non
 
         async def RecommendStream(self, request_iterator, context):
             async for _ in request_iterator:
-                yield batch
+                yield stream_answer
 
     server = grpc.aio.server(options=[("grpc.so_reuseport", 1),
                                       ("grpc.max_receive_message_length", 64 * 1024 * 1024)])

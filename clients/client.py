@@ -298,16 +298,17 @@ class RecommenderClient:
         def requests():
             for batch in batches:
                 if isinstance(batch, recommend_pb2.RecommendBatchRequest):
-                    yield batch
+                    request = batch
                 elif len(batch) and isinstance(batch[0], str):
-                    yield batch_request(texts=batch, top_k=top_k, model_version=model_version)
+                    request = batch_request(texts=batch, top_k=top_k, model_version=model_version)
                 else:
-                    yield batch_request(batch, top_k=top_k, model_version=model_version)
+                    request = batch_request(batch, top_k=top_k, model_version=model_version)
+                yield recommend_pb2.RecommendStreamRequest(batch=request)
 
         responses = self._recommend.RecommendStream(requests(), timeout=timeout)
         try:
             for reply in responses:
-                yield BatchResult.from_pb(reply)
+                yield BatchResult.from_pb(reply.batch)
         except grpc.RpcError as exc:
             raise error_from_rpc(exc) from None
         finally:

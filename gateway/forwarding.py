@@ -163,7 +163,7 @@ class InferenceClient:
         """Forward an already-built vector batch as is (no copy of its rows)."""
         return await self._call(self._stub.RecommendBatch, request, timeout)
 
-    def open_stream(self, requests: AsyncIterable[recommend_pb2.RecommendBatchRequest],
+    def open_stream(self, requests: AsyncIterable[recommend_pb2.RecommendStreamRequest],
                     timeout: float | None = None):
         """Start one backend RecommendStream fed by `requests`. Returns the call: `await
         call.read()` gives one response per request, in order (grpc.aio.EOF at the end)."""

@@ -263,7 +263,7 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
             try:
                 index = 0
                 async for message in request_iterator:
-                    prepared = await self._prepare(message, index=index)
+                    prepared = await self._prepare(message.batch, index=index)
                     index += 1
                     if prepared is None:
                         await pending.put(("forward", None))
@@ -272,7 +272,7 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
                         await pending.put(("local", prepared))  # no valid row: answered here
                     else:
                         await pending.put(("forward", prepared))
-                        yield prepared.request
+                        yield recommend_pb2.RecommendStreamRequest(batch=prepared.request)
             except Exception as exc:  # ends the backend stream; reported after earlier answers
                 await pending.put(("error", exc))
             finally:
@@ -287,7 +287,8 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
                 if kind == "error":
                     raise prepared
                 if kind == "local":
-                    yield merge_batch(prepared, None, conversions.vectorizer_enum(prepared.vectorizer))
+                    yield recommend_pb2.RecommendStreamResponse(batch=merge_batch(
+                        prepared, None, conversions.vectorizer_enum(prepared.vectorizer)))
                     continue
                 try:
                     answer = await call.read()
@@ -302,7 +303,8 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
                 if prepared is None:
                     yield answer
                 else:
-                    yield merge_batch(prepared, answer, conversions.vectorizer_enum(prepared.vectorizer))
+                    yield recommend_pb2.RecommendStreamResponse(batch=merge_batch(
+                        prepared, answer.batch, conversions.vectorizer_enum(prepared.vectorizer)))
         finally:
             call.cancel()  # no-op when finished; stops the backend when the caller left
 

@@ -113,9 +113,9 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
         answered = 0
         try:
             async for request in request_iterator:
-                response = self._batch(request)
+                response = self._batch(request.batch)
                 answered += response.rows
-                yield response
+                yield recommend_pb2.RecommendStreamResponse(batch=response)
         except Exception as exc:
             await self._fail("RecommendStream", exc, started, context)
         self.metrics.observe_request("RecommendStream", "OK", time.perf_counter() - started, answered)

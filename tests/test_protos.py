@@ -53,7 +53,8 @@ def test_services_follow_the_naming_rules():
     for module in (recommend_pb2, vectorize_pb2, chat_pb2):
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
-                assert method.input_type.name == f"{method.name}Request" or method.name.endswith("Stream")
+                assert method.input_type.name == f"{method.name}Request"
+                assert method.output_type.name == f"{method.name}Response"
     for enum in common_pb2.DESCRIPTOR.enum_types_by_name.values():
         assert enum.values[0].number == 0 and enum.values[0].name.endswith("_UNSPECIFIED")
 

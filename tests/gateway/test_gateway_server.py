@@ -168,13 +168,14 @@ def test_batch_of_texts_is_one_forward_with_row_errors_remapped(stack, recommend
 
 
 def test_stream_answers_each_message_in_order(recommend):
-    messages = [
+    batches = [
         recommend_pb2.RecommendBatchRequest(features=[35, 1, 300_000, 2, 1, 0] * 3),
         recommend_pb2.RecommendBatchRequest(texts=[KOREAN, ""]),
         recommend_pb2.RecommendBatchRequest(texts=[" "]),  # nothing valid: answered by the gateway
         recommend_pb2.RecommendBatchRequest(texts=[ENGLISH], top_k=5),
     ]
-    replies = list(recommend.RecommendStream(iter(messages), timeout=30))
+    messages = [recommend_pb2.RecommendStreamRequest(batch=b) for b in batches]
+    replies = [r.batch for r in recommend.RecommendStream(iter(messages), timeout=30)]
     assert [r.rows for r in replies] == [3, 2, 1, 1]
     assert [r.top_k for r in replies] == [3, 3, 3, 5]
     assert [[e.row for e in r.errors] for r in replies] == [[], [1], [0], []]
@@ -184,8 +185,8 @@ def test_stream_answers_each_message_in_order(recommend):
 
 
 def test_stream_with_a_malformed_message_ends_with_invalid_argument(recommend):
-    messages = [recommend_pb2.RecommendBatchRequest(features=[0] * 6),
-                recommend_pb2.RecommendBatchRequest(features=[0] * 5)]
+    messages = [recommend_pb2.RecommendStreamRequest(batch=recommend_pb2.RecommendBatchRequest(features=[0] * 6)),
+                recommend_pb2.RecommendStreamRequest(batch=recommend_pb2.RecommendBatchRequest(features=[0] * 5))]
     got = []
     with pytest.raises(grpc.RpcError) as raised:
         for reply in recommend.RecommendStream(iter(messages), timeout=30):
@@ -255,7 +256,8 @@ def test_text_that_is_not_utf8_is_invalid_argument(stack, method):
 
 
 def test_undecodable_stream_message_is_invalid_argument(stack):
-    raw = bytes([2 << 3 | 2, 2]) + b"\xff\xfe"  # RecommendBatchRequest.texts[0]
+    inner = bytes([2 << 3 | 2, 2]) + b"\xff\xfe"  # RecommendBatchRequest.texts[0]
+    raw = bytes([1 << 3 | 2, len(inner)]) + inner  # RecommendStreamRequest.batch
     call = stack["channel"].stream_stream("/recommender.v1.RecommendService/RecommendStream",
                                           request_serializer=None, response_deserializer=None)
     with pytest.raises(grpc.RpcError) as raised:

@@ -171,8 +171,8 @@ def test_sigterm_drains_an_in_flight_stream_then_exits_cleanly(tmp_path, served_
 
         with grpc.insecure_channel(server.target) as channel:
             replies = recommend_pb2_grpc.RecommendServiceStub(channel).RecommendStream(requests(), timeout=60)
-            outgoing.put(recommend_pb2.RecommendBatchRequest(features=GOOD))
-            assert next(replies).rows == 1
+            outgoing.put(recommend_pb2.RecommendStreamRequest(batch=recommend_pb2.RecommendBatchRequest(features=GOOD)))
+            assert next(replies).batch.rows == 1
 
             server.server.process.send_signal(signal.SIGTERM)
             wait_until(lambda: "event=draining" in server.log(), what="the worker to start draining")
@@ -182,8 +182,8 @@ def test_sigterm_drains_an_in_flight_stream_then_exits_cleanly(tmp_path, served_
                     recommend_pb2_grpc.RecommendServiceStub(fresh).Recommend(
                         recommend_pb2.RecommendRequest(features=GOOD), timeout=5)
             # ...but the call already in flight is finished.
-            outgoing.put(recommend_pb2.RecommendBatchRequest(features=GOOD * 2))
-            assert next(replies).rows == 2
+            outgoing.put(recommend_pb2.RecommendStreamRequest(batch=recommend_pb2.RecommendBatchRequest(features=GOOD * 2)))
+            assert next(replies).batch.rows == 2
             outgoing.put(None)
             assert list(replies) == []
             assert replies.code() == grpc.StatusCode.OK

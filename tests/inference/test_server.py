@@ -90,10 +90,10 @@ def test_batch_matches_single_answers_and_reports_bad_rows(stub, reference, serv
 
 
 def test_stream_answers_each_batch_in_order(stub):
-    requests = [recommend_pb2.RecommendBatchRequest(features=CUSTOMERS[: n + 1].ravel().tolist(), top_k=1)
-                for n in range(5)]
+    requests = [recommend_pb2.RecommendStreamRequest(batch=recommend_pb2.RecommendBatchRequest(
+                    features=CUSTOMERS[: n + 1].ravel().tolist(), top_k=1)) for n in range(5)]
     replies = list(stub.RecommendStream(iter(requests), timeout=20))
-    assert [r.rows for r in replies] == [1, 2, 3, 4, 5]
+    assert [r.batch.rows for r in replies] == [1, 2, 3, 4, 5]
 
 
 def test_large_batch_is_one_answer(stub):
@@ -152,10 +152,10 @@ def test_batch_bad_input(stub, request_, fragments):
 
 
 def test_stream_bad_batch_fails_the_stream_with_invalid_argument(stub):
-    requests = [recommend_pb2.RecommendBatchRequest(features=GOOD),
-                recommend_pb2.RecommendBatchRequest(features=[1.0] * 5)]
+    requests = [recommend_pb2.RecommendStreamRequest(batch=recommend_pb2.RecommendBatchRequest(features=GOOD)),
+                recommend_pb2.RecommendStreamRequest(batch=recommend_pb2.RecommendBatchRequest(features=[1.0] * 5))]
     replies = stub.RecommendStream(iter(requests), timeout=10)
-    assert next(replies).rows == 1
+    assert next(replies).batch.rows == 1
     with pytest.raises(grpc.RpcError) as info:
         next(replies)
     assert info.value.code() == INVALID and "not a multiple of 6" in info.value.details()
@@ -196,7 +196,7 @@ def test_reflection_with_grpcurl(shared_server):
     described = subprocess.run(
         [grpcurl, "-plaintext", shared_server.target, "describe", "recommender.v1.RecommendService"],
         capture_output=True, text=True, timeout=30, check=True).stdout
-    assert "rpc RecommendBatch" in described and "stream .recommender.v1.RecommendBatchRequest" in described
+    assert "rpc RecommendBatch" in described and "stream .recommender.v1.RecommendStreamRequest" in described
     answer = subprocess.run(
         [grpcurl, "-plaintext", "-d", json.dumps({"features": GOOD, "top_k": 2}), shared_server.target,
          "recommender.v1.RecommendService/Recommend"],
