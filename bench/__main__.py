@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     try:
         if not args.models_dir:
-            from bench.inference_bench import ensure_model
+            from bench.models import ensure_model
 
             args.models_dir = str(ensure_model(None, work))
         for section in SECTIONS:

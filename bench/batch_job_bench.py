@@ -18,6 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.models import ensure_model
 from clients.batch import run_job
 from recommender import model_repository
 from tests.support import PYTHON, ROOT, ServerProcess, free_port, wait_for_health
@@ -44,18 +45,6 @@ print(json.dumps({"rows_per_s": calls * len(matrix) / elapsed, "calls": calls, "
 """
 
 
-def _model_dir(models_dir: Path, data: Path, work: Path) -> Path:
-    """Directory of the newest model version; trains a throwaway one when there is none."""
-    version = model_repository.latest_version(models_dir)
-    if version is None:
-        models_dir = work / "models"
-        print(f"  no model in the models dir: training one into {models_dir}", flush=True)
-        subprocess.run([PYTHON, "-m", "trainer", "train", "--data", str(data), "--models-dir", str(models_dir),
-                        "--seed", "1", "--quiet"], cwd=ROOT, check=True)
-        version = model_repository.latest_version(models_dir)
-    return model_repository.version_dir(models_dir, version)
-
-
 def _job(label: str, target: str, data: Path, work: Path, rows: int, chunk_rows: int, in_flight: int) -> float:
     output = work / f"recs-{label}.csv"
     summary = run_job(target, data, output, chunk_rows=chunk_rows, max_in_flight=in_flight,
@@ -78,8 +67,8 @@ def run(args) -> None:
               f"{in_flight} in flight", flush=True)
         subprocess.run([PYTHON, "-m", "trainer", "generate", "--rows", str(rows), "--seed", "11",
                         "--out", str(data)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-        version_dir = _model_dir(models_dir, data, work)
-        serving_dir = version_dir.parent.parent
+        serving_dir = ensure_model(models_dir, work)
+        version_dir = model_repository.version_dir(serving_dir, model_repository.latest_version(serving_dir))
 
         results: list[tuple[str, float | None, str]] = []
         inference_port = free_port()

@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from recommender import model_repository
+from bench.models import ensure_model
 from recommender.v1 import recommend_pb2
 from tests.support import ServerProcess, free_port, free_port_block, wait_for_health
 
@@ -51,19 +50,6 @@ def _load_generator():
     return loadgen
 
 
-def _ensure_model(models_dir: Path | None, work: Path) -> Path:
-    if models_dir is not None and model_repository.latest_version(models_dir) is not None:
-        return models_dir
-    models = work / "models"
-    data = work / "purchases.csv"
-    print("bench: training a model for the gateway benchmark ...", flush=True)
-    subprocess.run([PYTHON, "-m", "trainer", "generate", "--rows", "20000", "--seed", "7", "--out", str(data)],
-                   cwd=ROOT, check=True, capture_output=True)
-    subprocess.run([PYTHON, "-m", "trainer", "train", "--data", str(data), "--models-dir", str(models),
-                    "--seed", "7", "--quiet"], cwd=ROOT, check=True, capture_output=True)
-    return models
-
-
 def local_vectorizer_us_per_message(rounds: int = 2000) -> float:
     from gateway.vectorizers.local import LocalVectorizer
 
@@ -86,7 +72,7 @@ def run(args: argparse.Namespace | None = None) -> None:
     work = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     servers: list[ServerProcess] = []
     try:
-        models = _ensure_model(Path(models_dir) if models_dir else None, work)
+        models = ensure_model(models_dir, work)
         echo_port, inference_port, gateway_port = free_port(), free_port_block(workers + 1), free_port()
         echo = ServerProcess(echo_server.command(echo_port), work / "echo.log").start()
         servers.append(echo)

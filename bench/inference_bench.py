@@ -25,6 +25,7 @@ import urllib.request
 from pathlib import Path
 
 from bench import echo_server, loadgen
+from bench.models import ensure_model
 from recommender import model_repository
 from recommender.v1 import recommend_pb2
 from tests.support import ServerProcess, free_port, free_port_block, wait_for_health
@@ -65,19 +66,6 @@ for name in ("savedmodel", "function", "xla", "tflite"):
     out[name] = {str(rows): per_call(f, rows) for rows in (1, 32, 1000)}
 print(json.dumps(out))
 """
-
-
-def ensure_model(models_dir: str | None, work: Path) -> Path:
-    """A model repository with at least one version: the given one, or one trained now."""
-    if models_dir and model_repository.latest_version(models_dir) is not None:
-        return Path(models_dir)
-    models, data = work / "models", work / "purchases.csv"
-    print("bench: training a model with the trainer CLI ...", flush=True)
-    subprocess.run([PYTHON, "-m", "trainer", "generate", "--rows", "20000", "--seed", "7", "--out", str(data)],
-                   cwd=ROOT, check=True, capture_output=True)
-    subprocess.run([PYTHON, "-m", "trainer", "train", "--data", str(data), "--models-dir", str(models),
-                    "--seed", "7", "--quiet"], cwd=ROOT, check=True, capture_output=True)
-    return models
 
 
 def _children(pid: int) -> list[int]:
