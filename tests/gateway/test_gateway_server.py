@@ -24,7 +24,7 @@ from recommender.v1 import (
     vectorize_pb2,
     vectorize_pb2_grpc,
 )
-from tests.support import PYTHON, ROOT, ServerProcess, free_port, wait_for_health
+from tests.support import PYTHON, ROOT, ServerProcess, free_port, free_port_block, wait_for_health
 
 pytestmark = pytest.mark.slow
 
@@ -341,6 +341,36 @@ def test_inference_down_is_unavailable_fast_and_health_not_serving(tmp_path):
             assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     finally:
         gateway.stop()
+
+
+def test_gateway_started_before_inference_turns_serving_when_it_comes_up(tmp_path, trained_models_dir):
+    inference_port = free_port_block(2)  # shared port + worker 0's own port
+    gateway, port, _ = start_gateway(tmp_path, f"127.0.0.1:{inference_port + 1}", name="gateway-early")
+    inference = None
+    try:
+        target = f"127.0.0.1:{port}"
+        with grpc.insecure_channel(target) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            status = None
+            for _ in range(100):
+                try:
+                    status = health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                    break
+                except grpc.RpcError:
+                    time.sleep(0.1)
+            assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+            inference = ServerProcess(
+                [PYTHON, "-m", "inference", "--models-dir", str(trained_models_dir),
+                 "--port", str(inference_port), "--workers", "1", "--metrics-port", "0"],
+                tmp_path / "inference-late.log").start()
+            wait_for_health(target, timeout=180, process=gateway.process)
+            reply = recommend_pb2_grpc.RecommendServiceStub(channel).Recommend(
+                recommend_pb2.RecommendRequest(features=[35, 1, 300_000, 2, 1, 0]), timeout=30)
+            assert reply.items and reply.model_version == 1
+    finally:
+        gateway.stop()
+        if inference is not None:
+            inference.stop()
 
 
 class DeadlineRecordingBackend(recommend_pb2_grpc.RecommendServiceServicer):
