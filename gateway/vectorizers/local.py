@@ -52,11 +52,10 @@ def _alternation(fragments, flags=0) -> re.Pattern:
     return re.compile("(?:" + "|".join(parts) + ")", flags)
 
 
-# ------------------------------------------------------------------ first-character prefilter
-# A regex can only match a text that contains one of the characters its matches can start
-# with. Most rules (a Korean word list, an amount that needs a digit) start with a few
-# characters that most messages lack, so one set-disjointness test per rule skips the scan.
-# The analysis is conservative: any construct it does not understand means "always scan".
+# ------------------------------------------------------------------------------ prefilter
+# A regex can only match a text that contains one of the strings its matches can start with.
+# Most rules (a Korean word list, an amount that needs a digit) start with strings that most
+# messages lack, so a cheap test per rule skips most scans.
 
 try:
     from re import _constants as _sre_c
@@ -64,104 +63,140 @@ try:
 except ImportError:  # another interpreter layout: no prefilter, same results
     _sre_c = _sre_parse = None
 
-_DIGIT_MARK = "<digit>"  # stands for "any character \\d matches"; never a char of a text
-_ANY_DIGIT = re.compile(r"\d")
-_MAX_RANGE = 12_000  # a class as wide as all Hangul syllables is still worth a set
-
 
 class _Unknown(Exception):
     pass
 
 
-def _class_chars(items) -> set[str]:
+# ------------------------------------------------------------ two-character prefilter (one pass)
+# Sharper than the first character (Korean words share few syllables, but "게" starts many): the
+# set of two-character beginnings every match of a rule has ("게임", "ga"...), or one character
+# when a rule's matches can be that short, or that digits make the two-character set too big.
+# Every rule gets one bit; one pass over a text's characters and character pairs ORs the bits of
+# the rules it can match, and a rule whose bit is clear cannot match: its scan is skipped. The
+# analysis is conservative (anything it does not understand: "always scan"), so the matches
+# found, and their order, are exactly those of scanning every rule.
+
+_KEYS_MAX = 4096  # beginnings per rule; beyond that the rule is scanned always
+_SPACE_CHARS = frozenset(chr(c) for c in range(0x110000) if re.match(r"\s", chr(c)))
+_DIGIT_CHARS = frozenset(chr(c) for c in range(0x110000) if re.match(r"\d", chr(c)))
+
+
+def _in_chars(items) -> set[str]:
     chars: set[str] = set()
     for op, av in items:
         if op is _sre_c.LITERAL:
             chars.add(chr(av))
-        elif op is _sre_c.RANGE and av[1] - av[0] < _MAX_RANGE:
+        elif op is _sre_c.RANGE:
             chars.update(chr(c) for c in range(av[0], av[1] + 1))
         elif op is _sre_c.CATEGORY and av is _sre_c.CATEGORY_DIGIT:
-            chars.add(_DIGIT_MARK)
+            chars |= _DIGIT_CHARS
+        elif op is _sre_c.CATEGORY and av is _sre_c.CATEGORY_SPACE:
+            chars |= _SPACE_CHARS
         else:
+            raise _Unknown  # negated classes, \w...
+        if len(chars) > _KEYS_MAX:
             raise _Unknown
     return chars
 
 
-def _first_of(items) -> tuple[set[str], bool]:
-    """(characters a match of this sequence can start with, whether it can match empty)."""
-    first: set[str] = set()
-    for op, av in items:
-        if op is _sre_c.LITERAL:
-            first.add(chr(av))
-            return first, False
-        if op is _sre_c.IN:
-            first |= _class_chars(av)
-            return first, False
-        if op in (_sre_c.AT, _sre_c.ASSERT, _sre_c.ASSERT_NOT):
-            continue  # zero width: the first consumed character comes after
-        if op is _sre_c.SUBPATTERN:
-            chars, nullable = _first_of(av[-1])
-        elif op is _sre_c.BRANCH:
-            chars, nullable = set(), False
-            for alternative in av[1]:
-                alt_chars, alt_nullable = _first_of(alternative)
-                chars |= alt_chars
-                nullable = nullable or alt_nullable
-        elif op in (_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT):
-            chars, nullable = _first_of(av[2])
-            nullable = nullable or av[0] == 0
-        else:
-            raise _Unknown
-        first |= chars
-        if not nullable:
-            return first, False
-    return first, True
-
-
-def _starts_a_word(items) -> bool:
-    """Whether the pattern begins with the whole-word lookbehind (?<![a-z]) (through groups)."""
-    while items:
-        op, av = items[0]
-        if op is _sre_c.SUBPATTERN:
-            items = av[-1]
+def _extend(heads: set[str], tails: set[str], k: int) -> set[str]:
+    out: set[str] = set()
+    for h in heads:
+        if len(h) >= k:
+            out.add(h)
             continue
-        return (op is _sre_c.ASSERT_NOT and av[0] == -1
-                and list(av[1]) == [(_sre_c.IN, [(_sre_c.RANGE, (ord("a"), ord("z")))])])
-    return False
+        out.update((h + t)[:k] for t in tails)
+        if len(out) > _KEYS_MAX:
+            raise _Unknown
+    return out
 
 
-_WORD_START_MARK = "^"  # "^x": x occurs where no Latin letter precedes it (two chars: never a text char)
+def _beginnings(items, k: int) -> set[str]:
+    """Every way a match of this sequence can begin, cut to k characters (a shorter string is a
+    whole match). Zero-width assertions are skipped: they only ever remove matches."""
+    heads = {""}
+    for op, av in items:
+        if all(len(h) >= k for h in heads):
+            break
+        if op is _sre_c.LITERAL:
+            sub = {chr(av)}
+        elif op is _sre_c.IN:
+            sub = _in_chars(av)
+        elif op in (_sre_c.AT, _sre_c.ASSERT, _sre_c.ASSERT_NOT):
+            continue
+        elif op is _sre_c.SUBPATTERN:
+            sub = _beginnings(av[-1], k)
+        elif op is _sre_c.BRANCH:
+            sub = set()
+            for alternative in av[1]:
+                sub |= _beginnings(alternative, k)
+        elif op in (_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT):
+            low, high, body = av
+            once = _beginnings(body, k)
+            sub, reps, n = set(), {""}, 0
+            while True:  # 0, 1, 2... repetitions until every beginning is k long
+                if n >= low:
+                    sub |= reps
+                if n >= high or n > low + k or all(len(r) >= k for r in reps):
+                    break
+                reps = _extend(reps, once, k)
+                n += 1
+        else:
+            raise _Unknown  # ANY, NOT_LITERAL, backreferences...
+        heads = _extend(heads, sub, k)
+    return heads
 
 
-def _first_chars(rx: re.Pattern) -> frozenset[str] | None:
-    """The characters every match of `rx` starts with, or None when unknown (always scan).
-
-    A pattern behind the whole-word lookbehind can only start at a word start, so its set holds
-    "^x" marks, tested against the characters that start words (a much smaller set in English)."""
+def _match_keys(rx: re.Pattern) -> frozenset[str] | None:
+    """Strings of one or two characters, one of which starts every match of `rx` (None: unknown)."""
     if _sre_parse is None or rx.flags & ~re.UNICODE:
         return None
     try:
         parsed = _sre_parse.parse(rx.pattern, rx.flags)
-        chars, nullable = _first_of(parsed)
-        word_start = _starts_a_word(parsed)
-    except (_Unknown, TypeError, ValueError, AttributeError, IndexError):
+    except (TypeError, ValueError):
         return None
-    if nullable:
-        return None
-    return frozenset(_WORD_START_MARK + c for c in chars) if word_start else frozenset(chars)
+    for k in (2, 1):
+        try:
+            keys = _beginnings(parsed, k)
+        except (_Unknown, TypeError, ValueError, AttributeError, IndexError, RecursionError):
+            continue
+        if "" not in keys:  # a rule that can match empty text is scanned always
+            return frozenset(keys)
+    return None
 
 
-_WORD_STARTS = re.compile(r"(?<![a-z])(.)", re.DOTALL)
+_RULE_BITS: dict[re.Pattern, int] = {}
+_KEY_BITS: dict[str, int] = {}  # character or character pair -> the rules a match can start with it
+_ALWAYS_BITS = 0  # rules the analysis does not understand
+_KEY_SET: set[str] = set()
 
 
-def _present(text: str) -> set[str]:
-    """The characters of a text, the digit mark when it has any digit, and "^x" for every x
-    that starts a word."""
-    chars = set(text)
-    if _ANY_DIGIT.search(text):
-        chars.add(_DIGIT_MARK)
-    chars.update(map(_WORD_START_MARK.__add__, _WORD_STARTS.findall(text)))
-    return chars
+def _bit(rx: re.Pattern) -> int:
+    """The prefilter bit of a rule (registered on first use, at import)."""
+    global _ALWAYS_BITS
+    bit = _RULE_BITS.get(rx)
+    if bit is None:
+        bit = _RULE_BITS[rx] = 1 << len(_RULE_BITS)
+        keys = _match_keys(rx)
+        if keys is None:
+            _ALWAYS_BITS |= bit
+        else:
+            for key in keys:
+                _KEY_BITS[key] = _KEY_BITS.get(key, 0) | bit
+            _KEY_SET.update(keys)
+    return bit
+
+
+def _possible(text: str) -> int:
+    """The bits of the rules that can match `text` (those of its characters and character pairs)."""
+    grams = set(text)
+    grams.update(map(str.__add__, text, text[1:]))
+    bits = _ALWAYS_BITS
+    key_bits = _KEY_BITS
+    for key in _KEY_SET.intersection(grams):
+        bits |= key_bits[key]
+    return bits
 
 
 class _Match(NamedTuple):
@@ -199,18 +234,16 @@ class _Words:
                 korean.append(f)
         self.latin = _alternation(latin) if latin else None
         self.korean = _alternation(korean) if korean else None
-        self.latin_first = _first_chars(self.latin) if latin else None
-        self.korean_first = _first_chars(self.korean) if korean else None
+        self.latin_bit = _bit(self.latin) if latin else 0
+        self.korean_bit = _bit(self.korean) if korean else 0
 
-    def finditer(self, text: str, scripts: tuple[bool, bool], present: set[str] | None = None) -> list[re.Match]:
-        """Matches, Latin ones first. `scripts` = (has Latin letters, has Hangul); `present` =
-        _present(text), to skip a scan whose first characters the text lacks."""
+    def finditer(self, text: str, scripts: tuple[bool, bool], possible: int = -1) -> list[re.Match]:
+        """Matches, Latin ones first. `scripts` = (has Latin letters, has Hangul); `possible` =
+        _possible(text), to skip a scan that cannot match (-1: scan all)."""
         found: list[re.Match] = []
-        if self.latin is not None and scripts[0] and (
-                present is None or self.latin_first is None or not self.latin_first.isdisjoint(present)):
+        if possible & self.latin_bit and scripts[0]:
             found.extend(self.latin.finditer(text))
-        if self.korean is not None and scripts[1] and (
-                present is None or self.korean_first is None or not self.korean_first.isdisjoint(present)):
+        if possible & self.korean_bit and scripts[1]:
             found.extend(self.korean.finditer(text))
         return found
 
@@ -241,10 +274,10 @@ _INTEREST_RULES: list[tuple[int, str, re.Pattern]] = [
 ]
 # The same scans flattened, in the same order (a rule's Latin scan, then its Korean one): the
 # order decides which of two equal matches _longest_non_overlapping keeps.
-_INTEREST_SCANS: list[tuple[int, str, re.Pattern, frozenset[str] | None, int]] = [
-    (code, tier, rx, first, script)
+_INTEREST_SCANS: list[tuple[int, str, re.Pattern, int, int]] = [
+    (code, tier, rx, bit, script)
     for code, tier, words in _INTEREST_RULES
-    for rx, first, script in ((words.latin, words.latin_first, 0), (words.korean, words.korean_first, 1))
+    for rx, bit, script in ((words.latin, words.latin_bit, 0), (words.korean, words.korean_bit, 1))
     if rx is not None
 ]
 _TIER_WEIGHT = {"product": 3, "strong": 2, "weak": 1}
@@ -254,12 +287,12 @@ _INTEREST_NEG_BEFORE = re.compile(_alternation(lx.INTEREST_NEGATION_BEFORE).patt
 _PEOPLE_RULES = [(gender, _Words(words)) for gender, words in lx.PEOPLE.items()]
 _GENDER_RULES = [(gender, _Words(words)) for gender, words in lx.GENDER_WORDS.items()]
 _PRONOUN_RULES = [(gender, _Words(words)) for gender, words in lx.PRONOUNS.items()]
-# Flattened like _INTEREST_SCANS, same order: (family, gender, regex, first characters, script).
-_PEOPLE_SCANS: list[tuple[str, int, re.Pattern, frozenset[str] | None, int]] = [
-    (family, gender, rx, first, script)
+# Flattened like _INTEREST_SCANS, same order: (family, gender, regex, prefilter bit, script).
+_PEOPLE_SCANS: list[tuple[str, int, re.Pattern, int, int]] = [
+    (family, gender, rx, bit, script)
     for family, rules in (("person", _PEOPLE_RULES), ("explicit", _GENDER_RULES), ("pronoun", _PRONOUN_RULES))
     for gender, words in rules
-    for rx, first, script in ((words.latin, words.latin_first, 0), (words.korean, words.korean_first, 1))
+    for rx, bit, script in ((words.latin, words.latin_bit, 0), (words.korean, words.korean_bit, 1))
     if rx is not None
 ]
 _WITH_BEFORE = re.compile(_alternation(lx.WITH_PERSON_BEFORE).pattern + r"\s+$")
@@ -341,7 +374,11 @@ _AMOUNT_KO_WORDS = re.compile(
 # seasons
 _SEASON_RULES = [(re.compile(p), s) for p, s in lx.SEASON_WORDS]
 _MONTH_KO = re.compile(r"(?<![\d.])(1[0-2]|0?[1-9])\s?월(?!\s?(?:급|세|요일|드컵))")
-_SEASON_SCANS = [(rx, _first_chars(rx), season) for rx, season in _SEASON_RULES]
+_SEASON_SCANS = [(rx, _bit(rx), season) for rx, season in _SEASON_RULES]
+for _rx in (_AGE_DIGITS, _AGE_EN, _AGE_IS, _AGE_BIRTHDAY, _AGE_MILESTONE, _DECADE_KO, _DECADE_KO_WORDS,
+            _DECADE_EN_DIGITS, *(rx for rx, _ in _LIFE_STAGES), _AMOUNT_KO_UNIT, _AMOUNT_KO_WORDS,
+            _AMOUNT_CURRENCY_AFTER, _AMOUNT_CURRENCY_BEFORE, _AMOUNT_SCALED, _AMOUNT_BARE, _MONTH_KO):
+    _bit(_rx)  # registered for _absent
 
 
 # --------------------------------------------------------------------------- slot extractors
@@ -364,13 +401,11 @@ def _is_speaker(text: str, start: int, markers: list[int]) -> bool:
 
 
 def _people(text: str, markers: list[int], scripts: tuple[bool, bool],
-            present: set[str] | None = None) -> tuple[list[_Match], list[_Match], list[_Match]]:
+            possible: int = -1) -> tuple[list[_Match], list[_Match], list[_Match]]:
     """(relational people, explicit gender words, pronouns); kind "speaker" marks self-descriptions."""
-    if present is None:
-        present = _present(text)
     found = []
-    for family, gender, rx, first, script in _PEOPLE_SCANS:
-        if not scripts[script] or (first is not None and first.isdisjoint(present)):
+    for family, gender, rx, bit, script in _PEOPLE_SCANS:
+        if not possible & bit or not scripts[script]:
             continue
         for m in rx.finditer(text):
             found.append(_Match(m.start(), m.end(), gender, family))
@@ -387,20 +422,20 @@ def _people(text: str, markers: list[int], scripts: tuple[bool, bool],
     return people, explicit, pronouns
 
 
-def _purpose(text: str, people: list[_Match], scripts: tuple[bool, bool], present: set[str] | None = None) -> int:
+def _purpose(text: str, people: list[_Match], scripts: tuple[bool, bool], possible: int = -1) -> int:
     signals: list[tuple[int, int, bool]] = []  # (position, purpose, strong)
-    self_gift_spans = [(m.start(), m.end()) for m in _SELF_GIFT.finditer(text, scripts, present)]
+    self_gift_spans = [(m.start(), m.end()) for m in _SELF_GIFT.finditer(text, scripts, possible)]
     for s, _ in self_gift_spans:
         signals.append((s, 1, True))
-    for m in _GIFT.finditer(text, scripts, present):
+    for m in _GIFT.finditer(text, scripts, possible):
         if any(a <= m.start() < b for a, b in self_gift_spans):
             continue
         if _GIFT_NEG_AFTER.match(text, m.end()) or _GIFT_NEG_BEFORE.search(text[max(0, m.start() - 16):m.start()]):
             continue
         signals.append((m.start(), 2, True))
-    for m in _SELF_STRONG.finditer(text, scripts, present):
+    for m in _SELF_STRONG.finditer(text, scripts, possible):
         signals.append((m.start(), 1, True))
-    for m in _SELF_WEAK.finditer(text, scripts, present):
+    for m in _SELF_WEAK.finditer(text, scripts, possible):
         signals.append((m.start(), 1, False))
     for p in people:
         if p.kind.endswith(":speaker"):
@@ -461,28 +496,18 @@ def _gender(purpose: int, people, explicit, pronouns) -> int:
     return unique(pronouns)
 
 
-_FIRST: dict[re.Pattern, frozenset[str] | None] = {}
-
-
-def _absent(rx: re.Pattern, present: set[str] | None) -> bool:
-    """True when `rx` cannot match a text with these characters (see _first_chars)."""
-    if present is None:
-        return False
-    try:
-        first = _FIRST[rx]
-    except KeyError:
-        first = _FIRST[rx] = _first_chars(rx)
-    return first is not None and first.isdisjoint(present)
+def _absent(rx: re.Pattern, possible: int) -> bool:
+    """True when `rx` cannot match the text `possible` = _possible(text) describes."""
+    return not possible & _RULE_BITS[rx]
 
 
 def _near_budget_words(text: str, start: int) -> bool:
     return bool(_BUDGET_CONTEXT_NEAR.search(text[max(0, start - 28):start]))
 
 
-def _ages(text: str, markers: list[int], present: set[str] | None = None) -> list[_Match]:
+def _ages(text: str, markers: list[int], possible: int = -1) -> list[_Match]:
     """Every age mention: kind "0" stated number/milestone, "1" decade, "2" life stage."""
-    if present is None:
-        present = _present(text)
+    present = possible
     found: list[_Match] = []
 
     def add(start, end, value, tier):
@@ -495,14 +520,14 @@ def _ages(text: str, markers: list[int], present: set[str] | None = None) -> lis
         tens, units = m.group(1), m.group(2)
         if tens or units:
             add(m.start(), m.end(), lx.KO_NATIVE_TENS.get(tens, 0) + lx.KO_NATIVE_UNITS.get(units, 0), "0")
-    for m in _AGE_EN.finditer(text) if _DIGIT_MARK in present else ():  # every match holds a digit
+    for m in () if _absent(_AGE_EN, present) else _AGE_EN.finditer(text):
         add(m.start(), m.end(), int(next(g for g in m.groups() if g)), "0")
     for m in _AGE_EN_WORDS.finditer(text) if "old" in text else ():  # every match holds "old"
         tens, unit, teen, single = m.groups()
         value = (lx.EN_TENS.get(tens, 0) + lx.EN_UNITS.get(unit, 0)) if tens else (
             lx.EN_TEENS[teen] if teen else lx.EN_UNITS[single])
         add(m.start(), m.end(), value, "0")
-    for m in _AGE_IS.finditer(text) if _DIGIT_MARK in present else ():  # every match holds a digit
+    for m in () if _absent(_AGE_IS, present) else _AGE_IS.finditer(text):
         if not _near_budget_words(text, m.start()):
             add(m.start(1), m.end(), int(m.group(1)), "0")
     for m in () if _absent(_AGE_BIRTHDAY, present) else _AGE_BIRTHDAY.finditer(text):
@@ -574,7 +599,8 @@ def _ko_numeral(word: str) -> int:
     return total + digit
 
 
-def _budget(text: str, present: set[str] | None = None) -> int:
+def _budget(text: str, possible: int = -1) -> int:
+    present = possible
     amounts: list[tuple[int, float]] = []
     spans: list[tuple[int, int]] = []
 
@@ -613,10 +639,10 @@ def _budget(text: str, present: set[str] | None = None) -> int:
     return value if 0 < value <= schema.MAX_BUDGET_KRW else 0
 
 
-def _interest(text: str, scripts: tuple[bool, bool], present: set[str]) -> int:
+def _interest(text: str, scripts: tuple[bool, bool], possible: int = -1) -> int:
     found = []
-    for code, tier, rx, first, script in _INTEREST_SCANS:
-        if not scripts[script] or (first is not None and first.isdisjoint(present)):
+    for code, tier, rx, bit, script in _INTEREST_SCANS:
+        if not possible & bit or not scripts[script]:
             continue
         for m in rx.finditer(text):
             found.append(_Match(m.start(), m.end(), code, tier))
@@ -639,10 +665,11 @@ def _interest(text: str, scripts: tuple[bool, bool], present: set[str]) -> int:
     return max(scores, key=lambda code: (scores[code], -first[code]))
 
 
-def _season(text: str, present: set[str] | None = None) -> int:
+def _season(text: str, possible: int = -1) -> int:
+    present = possible
     best: tuple[int, int] | None = None  # (position, season)
-    for rx, first, season in _SEASON_SCANS:
-        if present is not None and first is not None and first.isdisjoint(present):
+    for rx, bit, season in _SEASON_SCANS:
+        if not possible & bit:
             continue
         m = rx.search(text)
         if m and (best is None or m.start() < best[0]):
@@ -660,7 +687,7 @@ def extract_features(text: str) -> tuple[float, ...]:
     """The contract vector of a text (any text: nothing stated gives all zeros)."""
     norm = normalize(text)
     scripts = _scripts(norm)
-    present = _present(norm)
+    present = _possible(norm)
     markers = _speaker_markers(norm)
     people, explicit, pronouns = _people(norm, markers, scripts, present)
     ages = _ages(norm, markers, present)
