@@ -148,25 +148,110 @@ def _beginnings(items, k: int) -> set[str]:
     return heads
 
 
+_WORD_START = "\x00"  # key prefix: the pair or triple starts a word (no Latin letter before it)
+_WORD_START_PAIRS = re.compile(r"(?<![a-z])(?=(..))", re.DOTALL)
+_WORD_START_TRIPLES = re.compile(r"(?<![a-z])(?=(...))", re.DOTALL)
+
+
+def _starts_a_word(items) -> bool:
+    """Whether the pattern begins with the whole-word lookbehind (?<![a-z]) (through groups)."""
+    while items:
+        op, av = items[0]
+        if op is _sre_c.SUBPATTERN:
+            items = av[-1]
+            continue
+        return (op is _sre_c.ASSERT_NOT and av[0] == -1
+                and list(av[1]) == [(_sre_c.IN, [(_sre_c.RANGE, (ord("a"), ord("z")))])])
+    return False
+
+
 def _match_keys(rx: re.Pattern) -> frozenset[str] | None:
-    """Strings of one or two characters, one of which starts every match of `rx` (None: unknown)."""
+    """Strings of one or two characters, one of which starts every match of `rx` (None: unknown).
+
+    A whole-word rule whose matches are two characters or longer gets word-start keys of three
+    characters (two for a two-character match): in an English text "co" is everywhere, but few
+    words start with "com"."""
     if _sre_parse is None or rx.flags & ~re.UNICODE:
         return None
     try:
         parsed = _sre_parse.parse(rx.pattern, rx.flags)
     except (TypeError, ValueError):
         return None
-    for k in (2, 1):
+    word = _starts_a_word(parsed)
+    for k in (3, 2, 1) if word else (2, 1):
         try:
             keys = _beginnings(parsed, k)
         except (_Unknown, TypeError, ValueError, AttributeError, IndexError, RecursionError):
             continue
-        if "" not in keys:  # a rule that can match empty text is scanned always
+        if "" in keys:  # a rule that can match empty text is scanned always
+            return None
+        if word and k > 1:
+            if all(len(key) >= 2 for key in keys):
+                return frozenset(_WORD_START + key for key in keys)
+            continue
+        if k < 3:
             return frozenset(keys)
     return None
 
 
+def _required(items) -> set[str] | None:
+    """Literal strings one of which every match of this sequence contains (None: unknown).
+
+    The second half of the prefilter: a rule's beginnings are often just "a digit", but its
+    matches also need "원"/"won"/"krw" or "old" somewhere; when the text has none of them the
+    scan is skipped. Each sequence offers the best of its items (longest shortest string)."""
+    best = None
+
+    def better(a, b):
+        if b is None:
+            return a
+        if a is None:
+            return b
+        return a if (min(map(len, a)), -len(a)) >= (min(map(len, b)), -len(b)) else b
+
+    run = ""
+    for op, av in items:
+        if op is _sre_c.LITERAL:
+            run += chr(av)
+            continue
+        if op in (_sre_c.AT, _sre_c.ASSERT, _sre_c.ASSERT_NOT):
+            continue  # zero width: the literals on either side stay adjacent
+        if run:
+            best = better(best, {run})
+            run = ""
+        if op is _sre_c.SUBPATTERN:
+            best = better(best, _required(av[-1]))
+        elif op is _sre_c.BRANCH:
+            union = set()
+            for alternative in av[1]:
+                need = _required(alternative)
+                if need is None:
+                    union = None
+                    break
+                union |= need
+            best = better(best, union)
+        elif op in (_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT) and av[0] >= 1:
+            best = better(best, _required(av[2]))
+    if run:
+        best = better(best, {run})
+    return best
+
+
+def _required_in(rx: re.Pattern) -> tuple[str, ...] | None:
+    """_required of a whole rule, minus strings that contain another ("만" makes "천만" redundant)."""
+    if _sre_parse is None or rx.flags & ~re.UNICODE:
+        return None
+    try:
+        need = _required(_sre_parse.parse(rx.pattern, rx.flags))
+    except (TypeError, ValueError, AttributeError, IndexError, RecursionError):
+        return None
+    if not need or "" in need:
+        return None
+    return tuple(sorted(n for n in need if not any(o != n and o in n for o in need)))
+
+
 _RULE_BITS: dict[re.Pattern, int] = {}
+_RULE_NEEDS: dict[re.Pattern, tuple[str, ...] | None] = {}  # see _required_in
 _KEY_BITS: dict[str, int] = {}  # character or character pair -> the rules a match can start with it
 _ALWAYS_BITS = 0  # rules the analysis does not understand
 _KEY_SET: set[str] = set()
@@ -178,6 +263,7 @@ def _bit(rx: re.Pattern) -> int:
     bit = _RULE_BITS.get(rx)
     if bit is None:
         bit = _RULE_BITS[rx] = 1 << len(_RULE_BITS)
+        _RULE_NEEDS[rx] = _required_in(rx)
         keys = _match_keys(rx)
         if keys is None:
             _ALWAYS_BITS |= bit
@@ -189,9 +275,12 @@ def _bit(rx: re.Pattern) -> int:
 
 
 def _possible(text: str) -> int:
-    """The bits of the rules that can match `text` (those of its characters and character pairs)."""
+    """The bits of the rules that can match `text` (those of its characters, character pairs and
+    word-start pairs)."""
     grams = set(text)
     grams.update(map(str.__add__, text, text[1:]))
+    grams.update(map(_WORD_START.__add__, _WORD_START_PAIRS.findall(text)))
+    grams.update(map(_WORD_START.__add__, _WORD_START_TRIPLES.findall(text)))
     bits = _ALWAYS_BITS
     key_bits = _KEY_BITS
     for key in _KEY_SET.intersection(grams):
@@ -496,9 +585,13 @@ def _gender(purpose: int, people, explicit, pronouns) -> int:
     return unique(pronouns)
 
 
-def _absent(rx: re.Pattern, possible: int) -> bool:
-    """True when `rx` cannot match the text `possible` = _possible(text) describes."""
-    return not possible & _RULE_BITS[rx]
+def _absent(rx: re.Pattern, possible: int, text: str) -> bool:
+    """True when `rx` cannot match `text`: no possible beginning (`possible` = _possible(text)),
+    or none of the strings every match contains."""
+    if not possible & _RULE_BITS[rx]:
+        return True
+    needs = _RULE_NEEDS[rx]
+    return needs is not None and not any(map(text.__contains__, needs))
 
 
 def _near_budget_words(text: str, start: int) -> bool:
@@ -514,29 +607,29 @@ def _ages(text: str, markers: list[int], possible: int = -1) -> list[_Match]:
         if 1 <= value <= schema.MAX_AGE:
             found.append(_Match(start, end, int(value), tier))
 
-    for m in () if _absent(_AGE_DIGITS, present) else _AGE_DIGITS.finditer(text):
+    for m in () if _absent(_AGE_DIGITS, present, text) else _AGE_DIGITS.finditer(text):
         add(m.start(), m.end(), int(m.group(1)), "0")
     for m in _AGE_KO_NATIVE.finditer(text) if "살" in text else ():  # every match ends in 살
         tens, units = m.group(1), m.group(2)
         if tens or units:
             add(m.start(), m.end(), lx.KO_NATIVE_TENS.get(tens, 0) + lx.KO_NATIVE_UNITS.get(units, 0), "0")
-    for m in () if _absent(_AGE_EN, present) else _AGE_EN.finditer(text):
+    for m in () if _absent(_AGE_EN, present, text) else _AGE_EN.finditer(text):
         add(m.start(), m.end(), int(next(g for g in m.groups() if g)), "0")
     for m in _AGE_EN_WORDS.finditer(text) if "old" in text else ():  # every match holds "old"
         tens, unit, teen, single = m.groups()
         value = (lx.EN_TENS.get(tens, 0) + lx.EN_UNITS.get(unit, 0)) if tens else (
             lx.EN_TEENS[teen] if teen else lx.EN_UNITS[single])
         add(m.start(), m.end(), value, "0")
-    for m in () if _absent(_AGE_IS, present) else _AGE_IS.finditer(text):
+    for m in () if _absent(_AGE_IS, present, text) else _AGE_IS.finditer(text):
         if not _near_budget_words(text, m.start()):
             add(m.start(1), m.end(), int(m.group(1)), "0")
-    for m in () if _absent(_AGE_BIRTHDAY, present) else _AGE_BIRTHDAY.finditer(text):
+    for m in () if _absent(_AGE_BIRTHDAY, present, text) else _AGE_BIRTHDAY.finditer(text):
         add(m.start(), m.end(), int(m.group(1) or m.group(2)), "0")
-    for m in () if _absent(_AGE_MILESTONE, present) else _AGE_MILESTONE.finditer(text):
+    for m in () if _absent(_AGE_MILESTONE, present, text) else _AGE_MILESTONE.finditer(text):
         add(m.start(), m.end(), _MILESTONE_AGE[m.group(0)], "0")
-    for m in () if _absent(_DECADE_KO, present) else _DECADE_KO.finditer(text):
+    for m in () if _absent(_DECADE_KO, present, text) else _DECADE_KO.finditer(text):
         add(m.start(), m.end(), int(m.group(1)) * 10 + lx.DECADE_OFFSETS[m.group(2)], "1")
-    for m in () if _absent(_DECADE_KO_WORDS, present) else _DECADE_KO_WORDS.finditer(text):
+    for m in () if _absent(_DECADE_KO_WORDS, present, text) else _DECADE_KO_WORDS.finditer(text):
         tens = lx.KO_DIGITS.get(m.group(1), 1) * 10
         add(m.start(), m.end(), tens + lx.DECADE_OFFSETS[m.group(2)], "1")
     # every match holds a decade word (all end in "ies" but "teens"), "teen" or "something"
@@ -551,7 +644,7 @@ def _ages(text: str, markers: list[int], possible: int = -1) -> list[_Match]:
             add(m.start(), m.end(), lx.EN_TENS[something] + 5, "1")
         elif teen:
             add(m.start(), m.end(), 10 + lx.DECADE_OFFSETS[teen_mod], "1")
-    for m in () if _absent(_DECADE_EN_DIGITS, present) else _DECADE_EN_DIGITS.finditer(text):
+    for m in () if _absent(_DECADE_EN_DIGITS, present, text) else _DECADE_EN_DIGITS.finditer(text):
         mod, digits, something = m.groups()
         before = text[max(0, m.start() - 4):m.start()]
         if digits:
@@ -561,7 +654,7 @@ def _ages(text: str, markers: list[int], possible: int = -1) -> list[_Match]:
         else:
             add(m.start(), m.end(), int(something) + 5, "1")
     for rx, age in _LIFE_STAGES:
-        if _absent(rx, present):
+        if _absent(rx, present, text):
             continue
         for m in rx.finditer(text):
             add(m.start(), m.end(), age, "2")
@@ -610,9 +703,9 @@ def _budget(text: str, possible: int = -1) -> int:
         spans.append((m.start(), m.end()))
         amounts.append((m.start(), value))
 
-    for m in () if _absent(_AMOUNT_KO_UNIT, present) else _AMOUNT_KO_UNIT.finditer(text):
+    for m in () if _absent(_AMOUNT_KO_UNIT, present, text) else _AMOUNT_KO_UNIT.finditer(text):
         add(m, _to_number(m.group(1)) * lx.AMOUNT_UNITS[m.group(2)])
-    for m in () if _absent(_AMOUNT_KO_WORDS, present) else _AMOUNT_KO_WORDS.finditer(text):
+    for m in () if _absent(_AMOUNT_KO_WORDS, present, text) else _AMOUNT_KO_WORDS.finditer(text):
         if m.group(2):  # ...만 / ...억
             add(m, _ko_numeral(m.group(1)) * lx.KO_BIG_UNITS[m.group(2)])
         elif m.group(3):  # ...천원
@@ -620,14 +713,14 @@ def _budget(text: str, possible: int = -1) -> int:
         else:  # 만원
             add(m, 10_000)
     for rx in (_AMOUNT_CURRENCY_AFTER, _AMOUNT_CURRENCY_BEFORE):
-        if _absent(rx, present):
+        if _absent(rx, present, text):
             continue
         for m in rx.finditer(text):
             add(m, _to_number(m.group(1)) * lx.AMOUNT_UNITS.get(m.group(2), 1))
-    for m in () if _absent(_AMOUNT_SCALED, present) else _AMOUNT_SCALED.finditer(text):
+    for m in () if _absent(_AMOUNT_SCALED, present, text) else _AMOUNT_SCALED.finditer(text):
         if _near_budget_words(text, m.start()):
             add(m, _to_number(m.group(1)) * lx.AMOUNT_UNITS[m.group(2)])
-    for m in () if _absent(_AMOUNT_BARE, present) else _AMOUNT_BARE.finditer(text):
+    for m in () if _absent(_AMOUNT_BARE, present, text) else _AMOUNT_BARE.finditer(text):
         if _near_budget_words(text, m.start()):
             add(m, _to_number(m.group(1)))
     if not amounts:
@@ -674,7 +767,7 @@ def _season(text: str, possible: int = -1) -> int:
         m = rx.search(text)
         if m and (best is None or m.start() < best[0]):
             best = (m.start(), season)
-    m = None if _absent(_MONTH_KO, present) else _MONTH_KO.search(text)
+    m = None if _absent(_MONTH_KO, present, text) else _MONTH_KO.search(text)
     if m and (best is None or m.start() < best[0]):
         best = (m.start(), lx.MONTH_SEASON[int(m.group(1))])
     return best[1] if best else 0
