@@ -148,9 +148,7 @@ def _beginnings(items, k: int) -> set[str]:
     return heads
 
 
-_WORD_START = "\x00"  # key prefix: the pair or triple starts a word (no Latin letter before it)
-_WORD_START_PAIRS = re.compile(r"(?<![a-z])(?=(..))", re.DOTALL)
-_WORD_START_TRIPLES = re.compile(r"(?<![a-z])(?=(...))", re.DOTALL)
+_WORD_START_TRIPLES = re.compile(r"(?<![a-z])(?=([a-z]..))", re.DOTALL)
 
 
 def _starts_a_word(items) -> bool:
@@ -165,12 +163,13 @@ def _starts_a_word(items) -> bool:
     return False
 
 
-def _match_keys(rx: re.Pattern) -> frozenset[str] | None:
-    """Strings of one or two characters, one of which starts every match of `rx` (None: unknown).
+def _match_keys(rx: re.Pattern) -> tuple[frozenset[str], frozenset[str]] | None:
+    """(strings of one or two characters, three-letter word starts), one of which starts every
+    match of `rx` (None: unknown).
 
-    A whole-word rule whose matches are two characters or longer gets word-start keys of three
-    characters (two for a two-character match): in an English text "co" is everywhere, but few
-    words start with "com"."""
+    A whole-word rule whose matches start with a Latin letter gets word-start keys of three
+    characters (a two-character match keeps its pair): in an English text "co" is everywhere,
+    but few words start with "com"."""
     if _sre_parse is None or rx.flags & ~re.UNICODE:
         return None
     try:
@@ -185,12 +184,12 @@ def _match_keys(rx: re.Pattern) -> frozenset[str] | None:
             continue
         if "" in keys:  # a rule that can match empty text is scanned always
             return None
-        if word and k > 1:
-            if all(len(key) >= 2 for key in keys):
-                return frozenset(_WORD_START + key for key in keys)
+        if k == 3:
+            if all(len(key) >= 2 and "a" <= key[0] <= "z" for key in keys):
+                return (frozenset(key for key in keys if len(key) == 2),
+                        frozenset(key for key in keys if len(key) == 3))
             continue
-        if k < 3:
-            return frozenset(keys)
+        return frozenset(keys), frozenset()
     return None
 
 
@@ -253,8 +252,10 @@ def _required_in(rx: re.Pattern) -> tuple[str, ...] | None:
 _RULE_BITS: dict[re.Pattern, int] = {}
 _RULE_NEEDS: dict[re.Pattern, tuple[str, ...] | None] = {}  # see _required_in
 _KEY_BITS: dict[str, int] = {}  # character or character pair -> the rules a match can start with it
+_WORD_KEY_BITS: dict[str, int] = {}  # three characters at a word start (a Latin letter first) -> rules
 _ALWAYS_BITS = 0  # rules the analysis does not understand
 _KEY_SET: set[str] = set()
+_WORD_KEY_SET: set[str] = set()
 
 
 def _bit(rx: re.Pattern) -> int:
@@ -267,24 +268,24 @@ def _bit(rx: re.Pattern) -> int:
         keys = _match_keys(rx)
         if keys is None:
             _ALWAYS_BITS |= bit
-        else:
-            for key in keys:
-                _KEY_BITS[key] = _KEY_BITS.get(key, 0) | bit
-            _KEY_SET.update(keys)
+            return bit
+        for table, known, these in ((_KEY_BITS, _KEY_SET, keys[0]), (_WORD_KEY_BITS, _WORD_KEY_SET, keys[1])):
+            for key in these:
+                table[key] = table.get(key, 0) | bit
+            known.update(these)
     return bit
 
 
 def _possible(text: str) -> int:
     """The bits of the rules that can match `text` (those of its characters, character pairs and
-    word-start pairs)."""
+    three-letter word starts)."""
     grams = set(text)
     grams.update(map(str.__add__, text, text[1:]))
-    grams.update(map(_WORD_START.__add__, _WORD_START_PAIRS.findall(text)))
-    grams.update(map(_WORD_START.__add__, _WORD_START_TRIPLES.findall(text)))
     bits = _ALWAYS_BITS
-    key_bits = _KEY_BITS
     for key in _KEY_SET.intersection(grams):
-        bits |= key_bits[key]
+        bits |= _KEY_BITS[key]
+    for key in _WORD_KEY_SET.intersection(_WORD_START_TRIPLES.findall(text)):
+        bits |= _WORD_KEY_BITS[key]
     return bits
 
 
