@@ -126,6 +126,8 @@ def _beginnings(items, k: int) -> set[str]:
         elif op in (_sre_c.AT, _sre_c.ASSERT, _sre_c.ASSERT_NOT):
             continue
         elif op is _sre_c.SUBPATTERN:
+            if av[1] or av[2]:
+                raise _Unknown  # inline flags, e.g. (?i:...)
             sub = _beginnings(av[-1], k)
         elif op is _sre_c.BRANCH:
             sub = set()
@@ -206,7 +208,10 @@ def _required(items) -> set[str] | None:
             return a
         if a is None:
             return b
-        return a if (min(map(len, a)), -len(a)) >= (min(map(len, b)), -len(b)) else b
+        return a if score(a) >= score(b) else b
+
+    def score(need):  # longer is rarer; a digit is in every amount, "대" is not
+        return min(map(len, need)), not any(n.isdigit() for n in need), -len(need)
 
     run = ""
     for op, av in items:
@@ -219,7 +224,8 @@ def _required(items) -> set[str] | None:
             best = better(best, {run})
             run = ""
         if op is _sre_c.SUBPATTERN:
-            best = better(best, _required(av[-1]))
+            if not (av[1] or av[2]):  # no inline flags, e.g. (?i:...)
+                best = better(best, _required(av[-1]))
         elif op is _sre_c.BRANCH:
             union = set()
             for alternative in av[1]:
@@ -231,6 +237,8 @@ def _required(items) -> set[str] | None:
             best = better(best, union)
         elif op in (_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT) and av[0] >= 1:
             best = better(best, _required(av[2]))
+        elif op is _sre_c.IN and len(av) <= 8 and all(o is _sre_c.LITERAL for o, _ in av):
+            best = better(best, {chr(c) for _, c in av})  # "(?:살|세)" parses as the class [살세]
     if run:
         best = better(best, {run})
     return best
@@ -254,6 +262,7 @@ _RULE_NEEDS: dict[re.Pattern, tuple[str, ...] | None] = {}  # see _required_in
 _KEY_BITS: dict[str, int] = {}  # character or character pair -> the rules a match can start with it
 _WORD_KEY_BITS: dict[str, int] = {}  # three characters at a word start (a Latin letter first) -> rules
 _ALWAYS_BITS = 0  # rules the analysis does not understand
+_DIGIT_LED: set[re.Pattern] = set()  # rules every match of which starts with a digit
 _KEY_SET: set[str] = set()
 _WORD_KEY_SET: set[str] = set()
 
@@ -269,6 +278,8 @@ def _bit(rx: re.Pattern) -> int:
         if keys is None:
             _ALWAYS_BITS |= bit
             return bit
+        if not keys[1] and all(key[0] in _DIGIT_CHARS for key in keys[0]):
+            _DIGIT_LED.add(rx)
         for table, known, these in ((_KEY_BITS, _KEY_SET, keys[0]), (_WORD_KEY_BITS, _WORD_KEY_SET, keys[1])):
             for key in these:
                 table[key] = table.get(key, 0) | bit
@@ -595,6 +606,21 @@ def _absent(rx: re.Pattern, possible: int, text: str) -> bool:
     return needs is not None and not any(map(text.__contains__, needs))
 
 
+_ANY_DIGIT = re.compile(r"\d")
+
+
+def _scan(rx: re.Pattern, possible: int, text: str):
+    """rx.finditer(text), or nothing when the prefilter rules the rule out. A digit-led rule's
+    scan starts at the first digit: no match can start before it, and lookbehinds still see the
+    characters before the start position, so the matches are the same."""
+    if _absent(rx, possible, text):
+        return ()
+    if rx in _DIGIT_LED:
+        digit = _ANY_DIGIT.search(text)
+        return rx.finditer(text, digit.start()) if digit else ()
+    return rx.finditer(text)
+
+
 def _near_budget_words(text: str, start: int) -> bool:
     return bool(_BUDGET_CONTEXT_NEAR.search(text[max(0, start - 28):start]))
 
@@ -608,29 +634,29 @@ def _ages(text: str, markers: list[int], possible: int = -1) -> list[_Match]:
         if 1 <= value <= schema.MAX_AGE:
             found.append(_Match(start, end, int(value), tier))
 
-    for m in () if _absent(_AGE_DIGITS, present, text) else _AGE_DIGITS.finditer(text):
+    for m in _scan(_AGE_DIGITS, present, text):
         add(m.start(), m.end(), int(m.group(1)), "0")
     for m in _AGE_KO_NATIVE.finditer(text) if "살" in text else ():  # every match ends in 살
         tens, units = m.group(1), m.group(2)
         if tens or units:
             add(m.start(), m.end(), lx.KO_NATIVE_TENS.get(tens, 0) + lx.KO_NATIVE_UNITS.get(units, 0), "0")
-    for m in () if _absent(_AGE_EN, present, text) else _AGE_EN.finditer(text):
+    for m in _scan(_AGE_EN, present, text):
         add(m.start(), m.end(), int(next(g for g in m.groups() if g)), "0")
     for m in _AGE_EN_WORDS.finditer(text) if "old" in text else ():  # every match holds "old"
         tens, unit, teen, single = m.groups()
         value = (lx.EN_TENS.get(tens, 0) + lx.EN_UNITS.get(unit, 0)) if tens else (
             lx.EN_TEENS[teen] if teen else lx.EN_UNITS[single])
         add(m.start(), m.end(), value, "0")
-    for m in () if _absent(_AGE_IS, present, text) else _AGE_IS.finditer(text):
+    for m in _scan(_AGE_IS, present, text):
         if not _near_budget_words(text, m.start()):
             add(m.start(1), m.end(), int(m.group(1)), "0")
-    for m in () if _absent(_AGE_BIRTHDAY, present, text) else _AGE_BIRTHDAY.finditer(text):
+    for m in _scan(_AGE_BIRTHDAY, present, text):
         add(m.start(), m.end(), int(m.group(1) or m.group(2)), "0")
-    for m in () if _absent(_AGE_MILESTONE, present, text) else _AGE_MILESTONE.finditer(text):
+    for m in _scan(_AGE_MILESTONE, present, text):
         add(m.start(), m.end(), _MILESTONE_AGE[m.group(0)], "0")
-    for m in () if _absent(_DECADE_KO, present, text) else _DECADE_KO.finditer(text):
+    for m in _scan(_DECADE_KO, present, text):
         add(m.start(), m.end(), int(m.group(1)) * 10 + lx.DECADE_OFFSETS[m.group(2)], "1")
-    for m in () if _absent(_DECADE_KO_WORDS, present, text) else _DECADE_KO_WORDS.finditer(text):
+    for m in _scan(_DECADE_KO_WORDS, present, text):
         tens = lx.KO_DIGITS.get(m.group(1), 1) * 10
         add(m.start(), m.end(), tens + lx.DECADE_OFFSETS[m.group(2)], "1")
     # every match holds a decade word (all end in "ies" but "teens"), "teen" or "something"
@@ -645,7 +671,7 @@ def _ages(text: str, markers: list[int], possible: int = -1) -> list[_Match]:
             add(m.start(), m.end(), lx.EN_TENS[something] + 5, "1")
         elif teen:
             add(m.start(), m.end(), 10 + lx.DECADE_OFFSETS[teen_mod], "1")
-    for m in () if _absent(_DECADE_EN_DIGITS, present, text) else _DECADE_EN_DIGITS.finditer(text):
+    for m in _scan(_DECADE_EN_DIGITS, present, text):
         mod, digits, something = m.groups()
         before = text[max(0, m.start() - 4):m.start()]
         if digits:
@@ -704,9 +730,9 @@ def _budget(text: str, possible: int = -1) -> int:
         spans.append((m.start(), m.end()))
         amounts.append((m.start(), value))
 
-    for m in () if _absent(_AMOUNT_KO_UNIT, present, text) else _AMOUNT_KO_UNIT.finditer(text):
+    for m in _scan(_AMOUNT_KO_UNIT, present, text):
         add(m, _to_number(m.group(1)) * lx.AMOUNT_UNITS[m.group(2)])
-    for m in () if _absent(_AMOUNT_KO_WORDS, present, text) else _AMOUNT_KO_WORDS.finditer(text):
+    for m in _scan(_AMOUNT_KO_WORDS, present, text):
         if m.group(2):  # ...만 / ...억
             add(m, _ko_numeral(m.group(1)) * lx.KO_BIG_UNITS[m.group(2)])
         elif m.group(3):  # ...천원
@@ -714,14 +740,12 @@ def _budget(text: str, possible: int = -1) -> int:
         else:  # 만원
             add(m, 10_000)
     for rx in (_AMOUNT_CURRENCY_AFTER, _AMOUNT_CURRENCY_BEFORE):
-        if _absent(rx, present, text):
-            continue
-        for m in rx.finditer(text):
+        for m in _scan(rx, present, text):
             add(m, _to_number(m.group(1)) * lx.AMOUNT_UNITS.get(m.group(2), 1))
-    for m in () if _absent(_AMOUNT_SCALED, present, text) else _AMOUNT_SCALED.finditer(text):
+    for m in _scan(_AMOUNT_SCALED, present, text):
         if _near_budget_words(text, m.start()):
             add(m, _to_number(m.group(1)) * lx.AMOUNT_UNITS[m.group(2)])
-    for m in () if _absent(_AMOUNT_BARE, present, text) else _AMOUNT_BARE.finditer(text):
+    for m in _scan(_AMOUNT_BARE, present, text):
         if _near_budget_words(text, m.start()):
             add(m, _to_number(m.group(1)))
     if not amounts:
