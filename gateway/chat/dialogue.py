@@ -53,6 +53,17 @@ def turn_language(text: str, vectorized: str, previous: str) -> str:
     return replies.KO if vectorized == replies.KO else replies.EN
 
 
+# The opening words of a turn that stated no slot, by what the customer said instead.
+_SMALL_TALK = {
+    intents.Intent.GREETING: replies.greeting,
+    intents.Intent.THANKS: replies.thanks,
+    intents.Intent.HELP_REQUEST: replies.happy_to_help,
+    intents.Intent.NO_PREFERENCE: replies.no_preference,
+    intents.Intent.OFF_TOPIC: replies.off_topic,
+    intents.Intent.NONE: replies.unclear,
+}
+
+
 def merge(previous: Sequence[float], stated: Sequence[float]) -> tuple[float, ...]:
     """A newly stated slot (non-zero) replaces the old value; unstated slots keep theirs.
 
@@ -125,18 +136,9 @@ class ChatEngine:
 
         # Small talk decides the opening words; the slots in the same message still count.
         if not said_something:
-            if intent is intents.Intent.GREETING:
-                parts.append(replies.greeting(language))
-            elif intent is intents.Intent.THANKS:
-                parts.append(replies.thanks(language))
-            elif intent is intents.Intent.HELP_REQUEST:
-                parts.append(replies.happy_to_help(language))
-            elif intent is intents.Intent.NO_PREFERENCE:
-                parts.append(replies.no_preference(language))
-            elif intent is intents.Intent.OFF_TOPIC:
-                parts.append(replies.off_topic(language))
-            elif intent is intents.Intent.NONE:
-                parts.append(replies.unclear(language))
+            opener = _SMALL_TALK.get(intent)
+            if opener is not None:
+                parts.append(opener(language))
         elif intent is intents.Intent.GREETING:
             parts.append(replies.greeting(language))
 

@@ -312,22 +312,24 @@ def test_customer_text_stays_out_of_info_logs(stack, recommend):
 # ------------------------------------------------------------------ backend down / deadlines
 
 
+def first_health_status(channel, attempts: int = 100) -> int | None:
+    """The first answer of grpc.health.v1 Check once the process answers at all."""
+    health = health_pb2_grpc.HealthStub(channel)
+    for _ in range(attempts):
+        try:
+            return health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+        except grpc.RpcError:
+            time.sleep(0.1)
+    return None
+
+
 def test_inference_down_is_unavailable_fast_and_health_not_serving(tmp_path):
     dead = free_port()  # nothing listens here
     gateway, port, _ = start_gateway(tmp_path, f"127.0.0.1:{dead}", name="gateway-down")
     try:
         target = f"127.0.0.1:{port}"
         with grpc.insecure_channel(target) as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-            # the process is up when Check answers at all; it must say NOT_SERVING
-            status = None
-            for _ in range(100):
-                try:
-                    status = health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
-                    break
-                except grpc.RpcError:
-                    time.sleep(0.1)
-            assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert first_health_status(channel) == health_pb2.HealthCheckResponse.NOT_SERVING
             stub = recommend_pb2_grpc.RecommendServiceStub(channel)
             with pytest.raises(grpc.RpcError) as raised:
                 # a generous deadline: failing fast means failing long before it
@@ -350,15 +352,7 @@ def test_gateway_started_before_inference_turns_serving_when_it_comes_up(tmp_pat
     try:
         target = f"127.0.0.1:{port}"
         with grpc.insecure_channel(target) as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-            status = None
-            for _ in range(100):
-                try:
-                    status = health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
-                    break
-                except grpc.RpcError:
-                    time.sleep(0.1)
-            assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert first_health_status(channel) == health_pb2.HealthCheckResponse.NOT_SERVING
             inference = ServerProcess(
                 [PYTHON, "-m", "inference", "--models-dir", str(trained_models_dir),
                  "--port", str(inference_port), "--workers", "1", "--metrics-port", "0"],
