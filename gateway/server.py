@@ -19,10 +19,11 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from gateway import metrics, wire
+from gateway import metrics
 from gateway.forwarding import MAX_MESSAGE_BYTES, InferenceClient
 from gateway.servicers import ChatServicer, CountingVectorizer, RecommendServicer, VectorizeServicer
 from gateway.vectorizers.base import Vectorizer
+from recommender import request_decoding
 from recommender.v1 import (
     chat_pb2,
     recommend_pb2,
@@ -141,14 +142,14 @@ class GatewayServer:
                 ("grpc.so_reuseport", 0),  # a second gateway on the same port must fail loudly
             ],
         )
-        # Registered through gateway.wire so undecodable requests (text that is not UTF-8)
+        # Registered through recommender.request_decoding so undecodable requests (text that is not UTF-8)
         # get INVALID_ARGUMENT instead of grpc's INTERNAL.
-        wire.add_servicer(VectorizeServicer(self.vectorizer, self._pool),
+        request_decoding.add_servicer(VectorizeServicer(self.vectorizer, self._pool),
                           vectorize_pb2.DESCRIPTOR.services_by_name["VectorizeService"], self.server)
-        wire.add_servicer(RecommendServicer(self.vectorizer, self.inference, self._pool, self._text_pool,
+        request_decoding.add_servicer(RecommendServicer(self.vectorizer, self.inference, self._pool, self._text_pool,
                                             coalesce_in_flight=config.coalesce_in_flight),
                           recommend_pb2.DESCRIPTOR.services_by_name["RecommendService"], self.server)
-        wire.add_servicer(ChatServicer(chat_engine, self.inference, self._pool),
+        request_decoding.add_servicer(ChatServicer(chat_engine, self.inference, self._pool),
                           chat_pb2.DESCRIPTOR.services_by_name["ChatService"], self.server)
         self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

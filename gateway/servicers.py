@@ -25,8 +25,8 @@ from gateway import conversions, metrics
 from gateway.coalescing import RecommendCoalescer
 from gateway.forwarding import InferenceClient, PreparedBatch, merge_batch, prepare_text_batch
 from gateway.vectorizers.base import LOCAL, Vectorizer, VectorizeResult, VectorizerUnavailable
-from gateway.wire import UndecodableRequest
 from recommender import schema
+from recommender.request_decoding import UndecodableRequest
 from recommender.v1 import (
     chat_pb2_grpc,
     recommend_pb2,

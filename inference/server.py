@@ -24,7 +24,8 @@ from inference.manager import ModelManager
 from inference.metrics import WorkerMetrics
 from inference.repository import VersionSource
 from inference.servicer import RecommendServicer
-from recommender.v1 import recommend_pb2, recommend_pb2_grpc
+from recommender import request_decoding
+from recommender.v1 import recommend_pb2
 
 log = logging.getLogger("inference.server")
 
@@ -74,8 +75,10 @@ async def serve_worker(config: ServerConfig, worker: int) -> None:
         ("grpc.max_receive_message_length", 64 * 1024 * 1024),
         ("grpc.max_send_message_length", 64 * 1024 * 1024),
     ])
-    recommend_pb2_grpc.add_RecommendServiceServicer_to_server(
-        RecommendServicer(manager, batcher, metrics, config.max_batch_rows), server)
+    # Lenient decoding: bytes that are not a valid request (text that is not UTF-8) reach the
+    # servicer as UndecodableRequest and get INVALID_ARGUMENT, not grpc's UNKNOWN.
+    request_decoding.add_servicer(RecommendServicer(manager, batcher, metrics, config.max_batch_rows),
+                                  recommend_pb2.DESCRIPTOR.services_by_name["RecommendService"], server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(

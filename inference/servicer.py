@@ -17,6 +17,7 @@ from inference.batching import DynamicBatcher
 from inference.manager import ModelManager, NoModelLoaded, VersionNotLoaded
 from inference.metrics import WorkerMetrics
 from inference.scoring import InvalidRequest, batch_matrix, rank_one, score_batch, validate_vector
+from recommender.request_decoding import UndecodableRequest
 from recommender.schema import InvalidFeatures, resolve_top_k
 from recommender.v1 import common_pb2, recommend_pb2, recommend_pb2_grpc
 
@@ -36,6 +37,13 @@ class RpcFailure(Exception):
     def __init__(self, code: grpc.StatusCode, message: str):
         super().__init__(message)
         self.code = code
+
+
+def _decoded(request):
+    """The request, unless its bytes could not be decoded (see recommender.request_decoding)."""
+    if isinstance(request, UndecodableRequest):
+        raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, request.describe())
+    return request
 
 
 def _model(manager: ModelManager, version: int):
@@ -79,6 +87,7 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
         return response
 
     async def _recommend(self, request):
+        _decoded(request)
         if request.text:
             raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, TEXT_NOT_ACCEPTED)
         try:
@@ -113,7 +122,7 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
         answered = 0
         try:
             async for request in request_iterator:
-                response = self._batch(request.batch)
+                response = self._batch(_decoded(request).batch)
                 answered += response.rows
                 yield recommend_pb2.RecommendStreamResponse(batch=response)
         except Exception as exc:
@@ -121,6 +130,7 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
         self.metrics.observe_request("RecommendStream", "OK", time.perf_counter() - started, answered)
 
     def _batch(self, request):
+        _decoded(request)
         if len(request.texts):
             raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, TEXTS_NOT_ACCEPTED)
         try:

@@ -161,6 +161,22 @@ def test_stream_bad_batch_fails_the_stream_with_invalid_argument(stub):
     assert info.value.code() == INVALID and "not a multiple of 6" in info.value.details()
 
 
+@pytest.mark.parametrize(("method", "raw"), [
+    # RecommendRequest.text (field 2) with bytes that are not UTF-8, written by hand because
+    # protobuf refuses to serialize such a string.
+    ("Recommend", bytes([2 << 3 | 2, 2]) + b"\xff\xfe"),
+    # RecommendBatchRequest.texts[0] (field 2)
+    ("RecommendBatch", bytes([2 << 3 | 2, 2]) + b"\xff\xfe"),
+])
+def test_undecodable_request_is_invalid_argument(shared_server, method, raw):
+    with shared_server.channel() as channel:
+        call = channel.unary_unary(f"/recommender.v1.RecommendService/{method}",
+                                   request_serializer=None, response_deserializer=None)
+        with pytest.raises(grpc.RpcError) as info:
+            call(raw, timeout=10)
+    assert info.value.code() == INVALID and "UTF-8" in info.value.details()
+
+
 def test_workers_survive_bad_input(shared_server, stub):
     # After all the bad requests above every worker still answers on its own port.
     for i in range(shared_server.workers):

@@ -4,7 +4,8 @@ The generated `add_*Servicer_to_server` functions decode requests with `FromStri
 client sends a string field that is not valid UTF-8 (the contract says such text is rejected
 with a clear message), protobuf raises and grpc answers INTERNAL "Exception deserializing
 request!". Here the decoder returns an `UndecodableRequest` instead, and the servicer wrappers
-(gateway.servicers.unary / streaming) turn it into INVALID_ARGUMENT naming the problem.
+(gateway.servicers.unary / streaming, inference.servicer) turn it into INVALID_ARGUMENT
+naming the problem. Shared by both servers, so it lives in the common library.
 """
 
 from __future__ import annotations
