@@ -1,7 +1,8 @@
 """The local vectorizer: rule-based Korean/English/mixed text -> the contract's 6-float vector.
 
 No cloud, no model, plain Python: every regular expression is compiled once at import, and a
-message costs one pass per rule family (tens of microseconds). The rules are docs/contract.md's
+message costs one pass per rule family (tens of microseconds), minus the scans that
+gateway/vectorizers/prefilter.py rules out. The rules are docs/contract.md's
 "From text to vector"; the words are in gateway/vectorizers/lexicon.py.
 
 How the slots interact (the part a word list alone cannot do):
@@ -27,7 +28,11 @@ from typing import NamedTuple
 from gateway.language import detect_language
 from gateway.vectorizers import lexicon as lx
 from gateway.vectorizers.base import LOCAL, VectorizeResult
+from gateway.vectorizers.prefilter import RulePrefilter
 from recommender import schema
+
+# Which rules can match a text; every rule below is registered at import.
+_prefilter = RulePrefilter()
 
 _EN_PREFIX, _EN_SUFFIX = "(?<![a-z])(?:", ")(?![a-z])"
 
@@ -50,254 +55,6 @@ def _alternation(fragments, flags=0) -> re.Pattern:
     if other:
         parts.append("(?:" + "|".join(other) + ")")
     return re.compile("(?:" + "|".join(parts) + ")", flags)
-
-
-# ------------------------------------------------------------------------------ prefilter
-# A regex can only match a text that contains one of the strings its matches can start with.
-# Most rules (a Korean word list, an amount that needs a digit) start with strings that most
-# messages lack, so a cheap test per rule skips most scans.
-
-try:
-    from re import _constants as _sre_c
-    from re import _parser as _sre_parse
-except ImportError:  # another interpreter layout: no prefilter, same results
-    _sre_c = _sre_parse = None
-
-
-class _Unknown(Exception):
-    pass
-
-
-# ------------------------------------------------------------ two-character prefilter (one pass)
-# Sharper than the first character (Korean words share few syllables, but "게" starts many): the
-# set of two-character beginnings every match of a rule has ("게임", "ga"...), or one character
-# when a rule's matches can be that short, or that digits make the two-character set too big.
-# Every rule gets one bit; one pass over a text's characters and character pairs ORs the bits of
-# the rules it can match, and a rule whose bit is clear cannot match: its scan is skipped. The
-# analysis is conservative (anything it does not understand: "always scan"), so the matches
-# found, and their order, are exactly those of scanning every rule.
-
-_KEYS_MAX = 4096  # beginnings per rule; beyond that the rule is scanned always
-_SPACE_CHARS = frozenset(chr(c) for c in range(0x110000) if re.match(r"\s", chr(c)))
-_DIGIT_CHARS = frozenset(chr(c) for c in range(0x110000) if re.match(r"\d", chr(c)))
-
-
-def _in_chars(items) -> set[str]:
-    chars: set[str] = set()
-    for op, av in items:
-        if op is _sre_c.LITERAL:
-            chars.add(chr(av))
-        elif op is _sre_c.RANGE:
-            chars.update(chr(c) for c in range(av[0], av[1] + 1))
-        elif op is _sre_c.CATEGORY and av is _sre_c.CATEGORY_DIGIT:
-            chars |= _DIGIT_CHARS
-        elif op is _sre_c.CATEGORY and av is _sre_c.CATEGORY_SPACE:
-            chars |= _SPACE_CHARS
-        else:
-            raise _Unknown  # negated classes, \w...
-        if len(chars) > _KEYS_MAX:
-            raise _Unknown
-    return chars
-
-
-def _extend(heads: set[str], tails: set[str], k: int) -> set[str]:
-    out: set[str] = set()
-    for h in heads:
-        if len(h) >= k:
-            out.add(h)
-            continue
-        out.update((h + t)[:k] for t in tails)
-        if len(out) > _KEYS_MAX:
-            raise _Unknown
-    return out
-
-
-def _beginnings(items, k: int) -> set[str]:
-    """Every way a match of this sequence can begin, cut to k characters (a shorter string is a
-    whole match). Zero-width assertions are skipped: they only ever remove matches."""
-    heads = {""}
-    for op, av in items:
-        if all(len(h) >= k for h in heads):
-            break
-        if op is _sre_c.LITERAL:
-            sub = {chr(av)}
-        elif op is _sre_c.IN:
-            sub = _in_chars(av)
-        elif op in (_sre_c.AT, _sre_c.ASSERT, _sre_c.ASSERT_NOT):
-            continue
-        elif op is _sre_c.SUBPATTERN:
-            if av[1] or av[2]:
-                raise _Unknown  # inline flags, e.g. (?i:...)
-            sub = _beginnings(av[-1], k)
-        elif op is _sre_c.BRANCH:
-            sub = set()
-            for alternative in av[1]:
-                sub |= _beginnings(alternative, k)
-        elif op in (_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT):
-            low, high, body = av
-            once = _beginnings(body, k)
-            sub, reps, n = set(), {""}, 0
-            while True:  # 0, 1, 2... repetitions until every beginning is k long
-                if n >= low:
-                    sub |= reps
-                if n >= high or n > low + k or all(len(r) >= k for r in reps):
-                    break
-                reps = _extend(reps, once, k)
-                n += 1
-        else:
-            raise _Unknown  # ANY, NOT_LITERAL, backreferences...
-        heads = _extend(heads, sub, k)
-    return heads
-
-
-_WORD_START_TRIPLES = re.compile(r"(?<![a-z])(?=([a-z]..))", re.DOTALL)
-
-
-def _starts_a_word(items) -> bool:
-    """Whether the pattern begins with the whole-word lookbehind (?<![a-z]) (through groups)."""
-    while items:
-        op, av = items[0]
-        if op is _sre_c.SUBPATTERN:
-            items = av[-1]
-            continue
-        return (op is _sre_c.ASSERT_NOT and av[0] == -1
-                and list(av[1]) == [(_sre_c.IN, [(_sre_c.RANGE, (ord("a"), ord("z")))])])
-    return False
-
-
-def _match_keys(rx: re.Pattern) -> tuple[frozenset[str], frozenset[str]] | None:
-    """(strings of one or two characters, three-letter word starts), one of which starts every
-    match of `rx` (None: unknown).
-
-    A whole-word rule whose matches start with a Latin letter gets word-start keys of three
-    characters (a two-character match keeps its pair): in an English text "co" is everywhere,
-    but few words start with "com"."""
-    if _sre_parse is None or rx.flags & ~re.UNICODE:
-        return None
-    try:
-        parsed = _sre_parse.parse(rx.pattern, rx.flags)
-    except (TypeError, ValueError):
-        return None
-    word = _starts_a_word(parsed)
-    for k in (3, 2, 1) if word else (2, 1):
-        try:
-            keys = _beginnings(parsed, k)
-        except (_Unknown, TypeError, ValueError, AttributeError, IndexError, RecursionError):
-            continue
-        if "" in keys:  # a rule that can match empty text is scanned always
-            return None
-        if k == 3:
-            if all(len(key) >= 2 and "a" <= key[0] <= "z" for key in keys):
-                return (frozenset(key for key in keys if len(key) == 2),
-                        frozenset(key for key in keys if len(key) == 3))
-            continue
-        return frozenset(keys), frozenset()
-    return None
-
-
-def _required(items) -> set[str] | None:
-    """Literal strings one of which every match of this sequence contains (None: unknown).
-
-    The second half of the prefilter: a rule's beginnings are often just "a digit", but its
-    matches also need "원"/"won"/"krw" or "old" somewhere; when the text has none of them the
-    scan is skipped. Each sequence offers the best of its items (longest shortest string)."""
-    best = None
-
-    def better(a, b):
-        if b is None:
-            return a
-        if a is None:
-            return b
-        return a if score(a) >= score(b) else b
-
-    def score(need):  # longer is rarer; a digit is in every amount, "대" is not
-        return min(map(len, need)), not any(n.isdigit() for n in need), -len(need)
-
-    run = ""
-    for op, av in items:
-        if op is _sre_c.LITERAL:
-            run += chr(av)
-            continue
-        if op in (_sre_c.AT, _sre_c.ASSERT, _sre_c.ASSERT_NOT):
-            continue  # zero width: the literals on either side stay adjacent
-        if run:
-            best = better(best, {run})
-            run = ""
-        if op is _sre_c.SUBPATTERN:
-            if not (av[1] or av[2]):  # no inline flags, e.g. (?i:...)
-                best = better(best, _required(av[-1]))
-        elif op is _sre_c.BRANCH:
-            union = set()
-            for alternative in av[1]:
-                need = _required(alternative)
-                if need is None:
-                    union = None
-                    break
-                union |= need
-            best = better(best, union)
-        elif op in (_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT) and av[0] >= 1:
-            best = better(best, _required(av[2]))
-        elif op is _sre_c.IN and len(av) <= 8 and all(o is _sre_c.LITERAL for o, _ in av):
-            best = better(best, {chr(c) for _, c in av})  # "(?:살|세)" parses as the class [살세]
-    if run:
-        best = better(best, {run})
-    return best
-
-
-def _required_in(rx: re.Pattern) -> tuple[str, ...] | None:
-    """_required of a whole rule, minus strings that contain another ("만" makes "천만" redundant)."""
-    if _sre_parse is None or rx.flags & ~re.UNICODE:
-        return None
-    try:
-        need = _required(_sre_parse.parse(rx.pattern, rx.flags))
-    except (TypeError, ValueError, AttributeError, IndexError, RecursionError):
-        return None
-    if not need or "" in need:
-        return None
-    return tuple(sorted(n for n in need if not any(o != n and o in n for o in need)))
-
-
-_RULE_BITS: dict[re.Pattern, int] = {}
-_RULE_NEEDS: dict[re.Pattern, tuple[str, ...] | None] = {}  # see _required_in
-_KEY_BITS: dict[str, int] = {}  # character or character pair -> the rules a match can start with it
-_WORD_KEY_BITS: dict[str, int] = {}  # three characters at a word start (a Latin letter first) -> rules
-_ALWAYS_BITS = 0  # rules the analysis does not understand
-_DIGIT_LED: set[re.Pattern] = set()  # rules every match of which starts with a digit
-_KEY_SET: set[str] = set()
-_WORD_KEY_SET: set[str] = set()
-
-
-def _bit(rx: re.Pattern) -> int:
-    """The prefilter bit of a rule (registered on first use, at import)."""
-    global _ALWAYS_BITS
-    bit = _RULE_BITS.get(rx)
-    if bit is None:
-        bit = _RULE_BITS[rx] = 1 << len(_RULE_BITS)
-        _RULE_NEEDS[rx] = _required_in(rx)
-        keys = _match_keys(rx)
-        if keys is None:
-            _ALWAYS_BITS |= bit
-            return bit
-        if not keys[1] and all(key[0] in _DIGIT_CHARS for key in keys[0]):
-            _DIGIT_LED.add(rx)
-        for table, known, these in ((_KEY_BITS, _KEY_SET, keys[0]), (_WORD_KEY_BITS, _WORD_KEY_SET, keys[1])):
-            for key in these:
-                table[key] = table.get(key, 0) | bit
-            known.update(these)
-    return bit
-
-
-def _possible(text: str) -> int:
-    """The bits of the rules that can match `text` (those of its characters, character pairs and
-    three-letter word starts)."""
-    grams = set(text)
-    grams.update(map(str.__add__, text, text[1:]))
-    bits = _ALWAYS_BITS
-    for key in _KEY_SET.intersection(grams):
-        bits |= _KEY_BITS[key]
-    for key in _WORD_KEY_SET.intersection(_WORD_START_TRIPLES.findall(text)):
-        bits |= _WORD_KEY_BITS[key]
-    return bits
 
 
 class _Match(NamedTuple):
@@ -335,12 +92,12 @@ class _Words:
                 korean.append(f)
         self.latin = _alternation(latin) if latin else None
         self.korean = _alternation(korean) if korean else None
-        self.latin_bit = _bit(self.latin) if latin else 0
-        self.korean_bit = _bit(self.korean) if korean else 0
+        self.latin_bit = _prefilter.register(self.latin) if latin else 0
+        self.korean_bit = _prefilter.register(self.korean) if korean else 0
 
     def finditer(self, text: str, scripts: tuple[bool, bool], possible: int = -1) -> list[re.Match]:
         """Matches, Latin ones first. `scripts` = (has Latin letters, has Hangul); `possible` =
-        _possible(text), to skip a scan that cannot match (-1: scan all)."""
+        _prefilter.possible(text), to skip a scan that cannot match (-1: scan all)."""
         found: list[re.Match] = []
         if possible & self.latin_bit and scripts[0]:
             found.extend(self.latin.finditer(text))
@@ -475,11 +232,11 @@ _AMOUNT_KO_WORDS = re.compile(
 # seasons
 _SEASON_RULES = [(re.compile(p), s) for p, s in lx.SEASON_WORDS]
 _MONTH_KO = re.compile(r"(?<![\d.])(1[0-2]|0?[1-9])\s?월(?!\s?(?:급|세|요일|드컵))")
-_SEASON_SCANS = [(rx, _bit(rx), season) for rx, season in _SEASON_RULES]
+_SEASON_SCANS = [(rx, _prefilter.register(rx), season) for rx, season in _SEASON_RULES]
 for _rx in (_AGE_DIGITS, _AGE_EN, _AGE_IS, _AGE_BIRTHDAY, _AGE_MILESTONE, _DECADE_KO, _DECADE_KO_WORDS,
             _DECADE_EN_DIGITS, *(rx for rx, _ in _LIFE_STAGES), _AMOUNT_KO_UNIT, _AMOUNT_KO_WORDS,
             _AMOUNT_CURRENCY_AFTER, _AMOUNT_CURRENCY_BEFORE, _AMOUNT_SCALED, _AMOUNT_BARE, _MONTH_KO):
-    _bit(_rx)  # registered for _absent
+    _prefilter.register(_rx)  # registered for _prefilter.absent/scan
 
 
 # --------------------------------------------------------------------------- slot extractors
@@ -597,30 +354,6 @@ def _gender(purpose: int, people, explicit, pronouns) -> int:
     return unique(pronouns)
 
 
-def _absent(rx: re.Pattern, possible: int, text: str) -> bool:
-    """True when `rx` cannot match `text`: no possible beginning (`possible` = _possible(text)),
-    or none of the strings every match contains."""
-    if not possible & _RULE_BITS[rx]:
-        return True
-    needs = _RULE_NEEDS[rx]
-    return needs is not None and not any(map(text.__contains__, needs))
-
-
-_ANY_DIGIT = re.compile(r"\d")
-
-
-def _scan(rx: re.Pattern, possible: int, text: str):
-    """rx.finditer(text), or nothing when the prefilter rules the rule out. A digit-led rule's
-    scan starts at the first digit: no match can start before it, and lookbehinds still see the
-    characters before the start position, so the matches are the same."""
-    if _absent(rx, possible, text):
-        return ()
-    if rx in _DIGIT_LED:
-        digit = _ANY_DIGIT.search(text)
-        return rx.finditer(text, digit.start()) if digit else ()
-    return rx.finditer(text)
-
-
 def _near_budget_words(text: str, start: int) -> bool:
     return bool(_BUDGET_CONTEXT_NEAR.search(text[max(0, start - 28):start]))
 
@@ -634,29 +367,29 @@ def _ages(text: str, markers: list[int], possible: int = -1) -> list[_Match]:
         if 1 <= value <= schema.MAX_AGE:
             found.append(_Match(start, end, int(value), tier))
 
-    for m in _scan(_AGE_DIGITS, present, text):
+    for m in _prefilter.scan(_AGE_DIGITS, present, text):
         add(m.start(), m.end(), int(m.group(1)), "0")
     for m in _AGE_KO_NATIVE.finditer(text) if "살" in text else ():  # every match ends in 살
         tens, units = m.group(1), m.group(2)
         if tens or units:
             add(m.start(), m.end(), lx.KO_NATIVE_TENS.get(tens, 0) + lx.KO_NATIVE_UNITS.get(units, 0), "0")
-    for m in _scan(_AGE_EN, present, text):
+    for m in _prefilter.scan(_AGE_EN, present, text):
         add(m.start(), m.end(), int(next(g for g in m.groups() if g)), "0")
     for m in _AGE_EN_WORDS.finditer(text) if "old" in text else ():  # every match holds "old"
         tens, unit, teen, single = m.groups()
         value = (lx.EN_TENS.get(tens, 0) + lx.EN_UNITS.get(unit, 0)) if tens else (
             lx.EN_TEENS[teen] if teen else lx.EN_UNITS[single])
         add(m.start(), m.end(), value, "0")
-    for m in _scan(_AGE_IS, present, text):
+    for m in _prefilter.scan(_AGE_IS, present, text):
         if not _near_budget_words(text, m.start()):
             add(m.start(1), m.end(), int(m.group(1)), "0")
-    for m in _scan(_AGE_BIRTHDAY, present, text):
+    for m in _prefilter.scan(_AGE_BIRTHDAY, present, text):
         add(m.start(), m.end(), int(m.group(1) or m.group(2)), "0")
-    for m in _scan(_AGE_MILESTONE, present, text):
+    for m in _prefilter.scan(_AGE_MILESTONE, present, text):
         add(m.start(), m.end(), _MILESTONE_AGE[m.group(0)], "0")
-    for m in _scan(_DECADE_KO, present, text):
+    for m in _prefilter.scan(_DECADE_KO, present, text):
         add(m.start(), m.end(), int(m.group(1)) * 10 + lx.DECADE_OFFSETS[m.group(2)], "1")
-    for m in _scan(_DECADE_KO_WORDS, present, text):
+    for m in _prefilter.scan(_DECADE_KO_WORDS, present, text):
         tens = lx.KO_DIGITS.get(m.group(1), 1) * 10
         add(m.start(), m.end(), tens + lx.DECADE_OFFSETS[m.group(2)], "1")
     # every match holds a decade word (all end in "ies" but "teens"), "teen" or "something"
@@ -671,7 +404,7 @@ def _ages(text: str, markers: list[int], possible: int = -1) -> list[_Match]:
             add(m.start(), m.end(), lx.EN_TENS[something] + 5, "1")
         elif teen:
             add(m.start(), m.end(), 10 + lx.DECADE_OFFSETS[teen_mod], "1")
-    for m in _scan(_DECADE_EN_DIGITS, present, text):
+    for m in _prefilter.scan(_DECADE_EN_DIGITS, present, text):
         mod, digits, something = m.groups()
         before = text[max(0, m.start() - 4):m.start()]
         if digits:
@@ -681,7 +414,7 @@ def _ages(text: str, markers: list[int], possible: int = -1) -> list[_Match]:
         else:
             add(m.start(), m.end(), int(something) + 5, "1")
     for rx, age in _LIFE_STAGES:
-        if _absent(rx, present, text):
+        if _prefilter.absent(rx, present, text):
             continue
         for m in rx.finditer(text):
             add(m.start(), m.end(), age, "2")
@@ -730,9 +463,9 @@ def _budget(text: str, possible: int = -1) -> int:
         spans.append((m.start(), m.end()))
         amounts.append((m.start(), value))
 
-    for m in _scan(_AMOUNT_KO_UNIT, present, text):
+    for m in _prefilter.scan(_AMOUNT_KO_UNIT, present, text):
         add(m, _to_number(m.group(1)) * lx.AMOUNT_UNITS[m.group(2)])
-    for m in _scan(_AMOUNT_KO_WORDS, present, text):
+    for m in _prefilter.scan(_AMOUNT_KO_WORDS, present, text):
         if m.group(2):  # ...만 / ...억
             add(m, _ko_numeral(m.group(1)) * lx.KO_BIG_UNITS[m.group(2)])
         elif m.group(3):  # ...천원
@@ -740,12 +473,12 @@ def _budget(text: str, possible: int = -1) -> int:
         else:  # 만원
             add(m, 10_000)
     for rx in (_AMOUNT_CURRENCY_AFTER, _AMOUNT_CURRENCY_BEFORE):
-        for m in _scan(rx, present, text):
+        for m in _prefilter.scan(rx, present, text):
             add(m, _to_number(m.group(1)) * lx.AMOUNT_UNITS.get(m.group(2), 1))
-    for m in _scan(_AMOUNT_SCALED, present, text):
+    for m in _prefilter.scan(_AMOUNT_SCALED, present, text):
         if _near_budget_words(text, m.start()):
             add(m, _to_number(m.group(1)) * lx.AMOUNT_UNITS[m.group(2)])
-    for m in _scan(_AMOUNT_BARE, present, text):
+    for m in _prefilter.scan(_AMOUNT_BARE, present, text):
         if _near_budget_words(text, m.start()):
             add(m, _to_number(m.group(1)))
     if not amounts:
@@ -792,7 +525,7 @@ def _season(text: str, possible: int = -1) -> int:
         m = rx.search(text)
         if m and (best is None or m.start() < best[0]):
             best = (m.start(), season)
-    m = None if _absent(_MONTH_KO, present, text) else _MONTH_KO.search(text)
+    m = None if _prefilter.absent(_MONTH_KO, present, text) else _MONTH_KO.search(text)
     if m and (best is None or m.start() < best[0]):
         best = (m.start(), lx.MONTH_SEASON[int(m.group(1))])
     return best[1] if best else 0
@@ -805,7 +538,7 @@ def extract_features(text: str) -> tuple[float, ...]:
     """The contract vector of a text (any text: nothing stated gives all zeros)."""
     norm = normalize(text)
     scripts = _scripts(norm)
-    present = _possible(norm)
+    present = _prefilter.possible(norm)
     markers = _speaker_markers(norm)
     people, explicit, pronouns = _people(norm, markers, scripts, present)
     ages = _ages(norm, markers, present)
