@@ -200,11 +200,15 @@ def test_batch_timeout_gathers_concurrent_single_requests_into_fewer_model_calls
         with grpc.insecure_channel(server.target) as channel:
             stub = recommend_pb2_grpc.RecommendServiceStub(channel)
             with ThreadPoolExecutor(16) as pool:
+                # Enough requests that the burst detector (an EWMA over ~20 arrivals) has
+                # opened the window for most of them, whatever the machine's load.
                 replies = list(pool.map(lambda i: stub.Recommend(
-                    recommend_pb2.RecommendRequest(features=GOOD), timeout=10), range(64)))
+                    recommend_pb2.RecommendRequest(features=GOOD), timeout=10), range(256)))
         assert all(r.model_version == 1 and len(r.items) == 3 for r in replies)
         text = server.metrics()
         calls = float(re.search(r'inference_batch_size_count\{source="dynamic_batcher"\} (\S+)', text).group(1))
         rows = float(re.search(r'inference_batch_size_sum\{source="dynamic_batcher"\} (\S+)', text).group(1))
-        assert rows == 64
-        assert calls < 32  # 16 callers in flight, a 20 ms window: several rows per model call
+        assert rows == 256
+        # 16 callers in flight, a 20 ms window: on average at least two rows per model call
+        # (without batching it would be exactly one call per row).
+        assert calls <= rows / 2
