@@ -78,28 +78,42 @@ def _record(method: str, code: grpc.StatusCode, started: float) -> None:
     metrics.RPC_LATENCY.labels(method).observe(time.perf_counter() - started)
 
 
+class _CallScope:
+    """One RPC's bookkeeping around its handler: metrics by method and code, and domain errors
+    turned into the call's status (shared by unary and streaming handlers)."""
+
+    def __init__(self, method: str, context):
+        self.method = method
+        self.context = context
+        self.code = grpc.StatusCode.OK
+        self.started = time.perf_counter()
+
+    async def __aenter__(self) -> _CallScope:
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
+                self.code = grpc.StatusCode.CANCELLED
+            elif (exc_type is not None and issubclass(exc_type, Exception)
+                  and not issubclass(exc_type, grpc.aio.AbortError)):
+                self.code, message = _log_failure(self.method, exc)
+                await self.context.abort(self.code, message)  # raises AbortError
+        finally:
+            _record(self.method, self.code, self.started)
+        return False
+
+
 def unary(method: str):
-    """Wrap a unary handler: metrics by method and code, domain errors -> status codes."""
+    """Wrap a unary handler in a _CallScope; undecodable requests are INVALID_ARGUMENT."""
 
     def wrap(handler):
         @functools.wraps(handler)
         async def run(self, request, context):
-            started = time.perf_counter()
-            code = grpc.StatusCode.OK
-            try:
+            async with _CallScope(method, context):
                 if isinstance(request, UndecodableRequest):
                     raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, request.describe())
                 return await handler(self, request, context)
-            except asyncio.CancelledError:
-                code = grpc.StatusCode.CANCELLED
-                raise
-            except grpc.aio.AbortError:
-                raise
-            except Exception as exc:
-                code, message = _log_failure(method, exc)
-                await context.abort(code, message)
-            finally:
-                _record(method, code, started)
         return run
     return wrap
 
@@ -110,21 +124,9 @@ def streaming(method: str):
     def wrap(handler):
         @functools.wraps(handler)
         async def run(self, request_iterator, context):
-            started = time.perf_counter()
-            code = grpc.StatusCode.OK
-            try:
+            async with _CallScope(method, context):
                 async for response in handler(self, _decoded(request_iterator), context):
                     yield response
-            except asyncio.CancelledError:
-                code = grpc.StatusCode.CANCELLED
-                raise
-            except grpc.aio.AbortError:
-                raise
-            except Exception as exc:
-                code, message = _log_failure(method, exc)
-                await context.abort(code, message)
-            finally:
-                _record(method, code, started)
         return run
     return wrap
 
