@@ -28,7 +28,8 @@ TF_TIMER = r"""
 import json, sys, time
 import numpy as np, pandas as pd, tensorflow as tf
 model_dir, data, rows_per_call, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-columns = ["age", "gender", "budget", "interest", "purpose", "season"]
+from recommender.schema import SLOT_NAMES
+columns = list(SLOT_NAMES)
 matrix = pd.read_csv(data, usecols=columns, nrows=rows_per_call)[columns].to_numpy(np.float32)
 fn = tf.saved_model.load(model_dir).signatures["serving_default"]
 name = next(iter(fn.structured_input_signature[1]))

@@ -41,8 +41,6 @@ from recommender.v1 import recommend_pb2
 TEXT_COLUMN = "text"
 ROW_COLUMN = "row"
 ERROR_COLUMN = "error"
-MAX_FEATURE_ROWS = 10_000  # per RecommendBatchRequest (recommend.proto)
-MAX_TEXT_ROWS = 1_000
 # Sent in place of a row that failed local checks, so every request row still maps 1:1 to
 # an input row; the local error replaces whatever the server answers for it.
 PLACEHOLDER_VECTOR = (0.0,) * schema.FEATURE_COUNT
@@ -287,7 +285,7 @@ def run_job(target: str, input_path: str | os.PathLike, output_path: str | os.Pa
         raise InputError(f"id column {id_column!r} is not in {input_path} (columns: {', '.join(columns)})")
     if id_column is None and "id" in columns:
         id_column = "id"
-    chunk_rows = min(chunk_rows, MAX_TEXT_ROWS if use_text else MAX_FEATURE_ROWS)
+    chunk_rows = min(chunk_rows, schema.MAX_BATCH_TEXTS if use_text else schema.MAX_BATCH_ROWS)
     needed = ([id_column] if id_column else []) + ([TEXT_COLUMN] if use_text else list(schema.SLOT_NAMES))
     dtypes = {name: str for name in needed if name in (id_column, TEXT_COLUMN)}
     header = header_for(id_column or ROW_COLUMN, k)

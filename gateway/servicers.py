@@ -37,8 +37,6 @@ from recommender.v1 import (
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH_ROWS = 10_000
-MAX_BATCH_TEXTS = 1_000
 NO_DEADLINE_S = 86_400.0
 
 
@@ -329,14 +327,14 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
                 raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
                              f"{where}features must hold N*{schema.FEATURE_COUNT} floats "
                              f"(rows of {', '.join(schema.SLOT_NAMES)}), got {count}")
-            if count // schema.FEATURE_COUNT > MAX_BATCH_ROWS:
+            if count // schema.FEATURE_COUNT > schema.MAX_BATCH_ROWS:
                 raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                             f"{where}at most {MAX_BATCH_ROWS} rows per batch, "
+                             f"{where}at most {schema.MAX_BATCH_ROWS} rows per batch, "
                              f"got {count // schema.FEATURE_COUNT}; split it or use RecommendStream")
             return None
-        if len(request.texts) > MAX_BATCH_TEXTS:
+        if len(request.texts) > schema.MAX_BATCH_TEXTS:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                         f"{where}at most {MAX_BATCH_TEXTS} texts per batch, got {len(request.texts)}")
+                         f"{where}at most {schema.MAX_BATCH_TEXTS} texts per batch, got {len(request.texts)}")
         # Off the event loop: up to 1,000 texts would stall every other call for a while.
         return await self.blocking.run(
             prepare_text_batch, list(request.texts), request.top_k, request.model_version,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from recommender.schema import MAX_BATCH_ROWS
+
 BACKENDS = ("auto", "tflite", "xla", "function")
 # The proto promises at most 10,000 rows per RecommendBatch message.
-MAX_BATCH_ROWS = 10_000
 
 
 def default_workers() -> int:

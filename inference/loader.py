@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from recommender import model_repository
-from recommender.schema import FEATURE_COUNT, Catalog
+from recommender.schema import FEATURE_COUNT, MAX_BATCH_ROWS, Catalog
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402  (after the log level is set)
@@ -166,7 +166,7 @@ def _tflite_flatbuffer(loaded, fn) -> bytes:
 
 
 def load_version(version_dir: str | os.PathLike, version: int, backend: str = "auto",
-                 max_rows: int = 10_000) -> LoadedModel:
+                 max_rows: int = MAX_BATCH_ROWS) -> LoadedModel:
     """Load, validate, compile and warm up one version, or raise ModelLoadError."""
     started = time.perf_counter()
     try:

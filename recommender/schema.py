@@ -23,6 +23,9 @@ MAX_AGE = 100
 MAX_TEXT_CHARS = 2000
 DEFAULT_TOP_K = 3
 MAX_TOP_K = 10
+# Caps of one RecommendBatchRequest (recommend.proto): vectors, and texts (each vectorized).
+MAX_BATCH_ROWS = 10_000
+MAX_BATCH_TEXTS = 1_000
 
 
 @dataclass(frozen=True)
