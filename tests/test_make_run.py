@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from recommender import model_repository, schema
-from tests.support import PYTHON, ROOT, free_port
+from tests.support import PYTHON, ROOT, free_port, free_port_block
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,10 @@ CHAT_MODULE = ROOT / "clients" / "chat.py"
 
 
 def port_is_free(port: int) -> bool:
+    """True when a new server could listen on `port`. SO_REUSEADDR, as servers set it, so
+    connections of the stopped servers lingering in TIME_WAIT do not count as a listener."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -49,7 +52,7 @@ def processes_mentioning(marker: str) -> list[str]:
 @pytest.mark.skipif(not CHAT_MODULE.exists(), reason="clients/chat.py (the interactive chat) does not exist yet")
 def test_run_trains_serves_chats_and_stops_everything(tmp_path, purchases_csv):
     models = tmp_path / "fresh-models"  # a fresh clone has no model
-    inference_port = free_port()
+    inference_port = free_port_block(2)  # shared port + worker 0's own port
     gateway_port = free_port()
     env = {
         **os.environ,
@@ -97,7 +100,7 @@ def test_serve_runs_until_sigterm_then_stops_both_servers(tmp_path, models_dir_c
     from recommender.v1 import recommend_pb2, recommend_pb2_grpc
     from tests.support import ServerProcess, wait_for_health
 
-    inference_port, gateway_port = free_port(), free_port()
+    inference_port, gateway_port = free_port_block(3), free_port()  # shared + 2 worker ports
     env = {
         "INFERENCE_PORT": str(inference_port), "GATEWAY_PORT": str(gateway_port),
         "METRICS_PORT": str(free_port()), "GATEWAY_METRICS_PORT": str(free_port()),
