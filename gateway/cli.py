@@ -2,6 +2,7 @@
 
     python -m gateway serve --port 50051 --inference 127.0.0.1:8501,127.0.0.1:8502
     python -m gateway print-prompt      # the Bedrock prompt, to paste into the console
+    python -m gateway evaluate --vectorizer local --labels FILE.jsonl   # accuracy + latency
 
 Every flag has an environment default (shown in --help) so containers and `make serve`
 configure the gateway without a wrapper script."""
@@ -72,6 +73,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("print-prompt", help="print the Bedrock system prompt (paste it into "
                                              "the Bedrock console's prompt / flow)")
+
+    evaluate = commands.add_parser(
+        "evaluate", help="accuracy (per slot, exact vector) and latency of a vectorizer on a labelled "
+                         "JSONL file", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    evaluate.add_argument("--vectorizer", choices=NAMES, default="local", help="the vectorizer to measure")
+    evaluate.add_argument("--labels", required=True, action="append",
+                          help="labelled JSONL file ({\"text\", \"features\"} per line); repeat to join files")
+    evaluate.add_argument("--bedrock-config", default=_env("BEDROCK_CONFIG"),
+                          help="flow config JSON for bedrock-flow (env BEDROCK_CONFIG)")
+    evaluate.add_argument("--model-id", default=_env("BEDROCK_MODEL_ID"), help="Converse model id (env BEDROCK_MODEL_ID)")
+    evaluate.add_argument("--region", default=_env("AWS_REGION"), help="AWS region (env AWS_REGION)")
+    evaluate.add_argument("--endpoint-url", default=_env("BEDROCK_ENDPOINT_URL"),
+                          help="override the Bedrock endpoint, e.g. a local fake (env BEDROCK_ENDPOINT_URL)")
+    evaluate.add_argument("--misses", action="store_true", help="also print every message read wrong")
+    evaluate.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     return parser
 
 
@@ -82,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(render_prompt().rstrip("\n") + "\n")
         return 0
+    if args.command == "evaluate":
+        return _evaluate(args)
 
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     # botocore logs request details at DEBUG; keep it quiet even when we are not.
@@ -105,4 +123,25 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # a bad flag combination, e.g. bedrock-flow without --bedrock-config
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from gateway import evaluation
+
+    try:
+        messages = evaluation.load_labelled(args.labels)
+        vectorizer = evaluation.build_for_evaluation(
+            args.vectorizer, bedrock_config_path=args.bedrock_config, model_id=args.model_id,
+            region=args.region, endpoint_url=args.endpoint_url)
+    except (OSError, ValueError) as exc:
+        print(f"gateway evaluate: {exc}", file=sys.stderr)
+        return 2
+    report = evaluation.evaluate(vectorizer, messages)
+    if args.json:
+        print(json.dumps({"vectorizer": args.vectorizer, **report.to_json()}))
+    else:
+        print(evaluation.format_report(report, args.vectorizer, show_misses=args.misses))
     return 0
