@@ -5,9 +5,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from google.protobuf import json_format
+from google.api import annotations_pb2, http_pb2
+from google.protobuf import descriptor_pb2, json_format
 
-from recommender.v1 import chat_pb2, common_pb2, recommend_pb2, recommend_pb2_grpc, vectorize_pb2
+from recommender.v1 import (
+    chat_pb2,
+    common_pb2,
+    metadata_pb2,
+    recommend_pb2,
+    recommend_pb2_grpc,
+    vectorize_pb2,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = sorted((ROOT / "protos" / "recommender" / "v1").glob("*.proto"))
@@ -48,14 +56,16 @@ def test_every_rpc_message_field_and_enum_value_is_commented():
 
 
 def test_services_follow_the_naming_rules():
-    names = {s.name for f in (recommend_pb2, vectorize_pb2, chat_pb2) for s in f.DESCRIPTOR.services_by_name.values()}
-    assert names == {"RecommendService", "VectorizeService", "ChatService"}
-    for module in (recommend_pb2, vectorize_pb2, chat_pb2):
+    modules = (recommend_pb2, vectorize_pb2, chat_pb2, metadata_pb2)
+    names = {s.name for f in modules for s in f.DESCRIPTOR.services_by_name.values()}
+    assert names == {"RecommendService", "VectorizeService", "ChatService", "MetadataService"}
+    for module in modules:
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
                 assert method.input_type.name == f"{method.name}Request"
                 assert method.output_type.name == f"{method.name}Response"
-    for enum in common_pb2.DESCRIPTOR.enum_types_by_name.values():
+    for enum in (*common_pb2.DESCRIPTOR.enum_types_by_name.values(),
+                 *metadata_pb2.DESCRIPTOR.enum_types_by_name.values()):
         assert enum.values[0].number == 0 and enum.values[0].name.endswith("_UNSPECIFIED")
 
 
@@ -101,3 +111,58 @@ def test_stubs_exist_for_every_rpc():
     assert hasattr(recommend_pb2_grpc, "RecommendServiceStub")
     for name in ("Recommend", "RecommendBatch", "RecommendStream"):
         assert hasattr(recommend_pb2_grpc.RecommendServiceServicer, name)
+
+
+HTTP_ROUTES = {
+    "recommender.v1.VectorizeService.Vectorize": ("post", "/v1/vectorize", "*"),
+    "recommender.v1.RecommendService.Recommend": ("post", "/v1/recommend", "*"),
+    "recommender.v1.RecommendService.RecommendBatch": ("post", "/v1/recommend:batch", "*"),
+    "recommender.v1.ChatService.Chat": ("post", "/v1/chat", "*"),
+    "recommender.v1.MetadataService.GetMetadata": ("get", "/v1/metadata", ""),
+}
+
+
+def test_http_annotations_for_the_json_transcoder():
+    found = {}
+    for module in (recommend_pb2, vectorize_pb2, chat_pb2, metadata_pb2):
+        for service in module.DESCRIPTOR.services_by_name.values():
+            for method in service.methods:
+                options = method.GetOptions()
+                if options.HasExtension(annotations_pb2.http):
+                    rule = options.Extensions[annotations_pb2.http]
+                    verb = rule.WhichOneof("pattern")
+                    found[method.full_name] = (verb, getattr(rule, verb), rule.body)
+    assert found == HTTP_ROUTES
+
+
+def test_descriptor_set_for_envoy_builds_from_one_include_path(tmp_path):
+    """The transcoder's descriptor set: our files plus the vendored google/api ones, -I protos only."""
+    out = tmp_path / "recommender.pb"
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", str(ROOT / "protos"), "--include_imports",
+                    f"--descriptor_set_out={out}", *map(str, PROTOS)], check=True)
+    names = {f.name for f in descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file}
+    assert {"google/api/annotations.proto", "google/api/http.proto", "recommender/v1/metadata.proto"} <= names
+
+
+def test_vendored_google_api_protos_match_the_runtime_package(tmp_path):
+    """protos/google/api is a copy of googleapis-common-protos' files: the generated code imports the
+    package's google.api.annotations_pb2, so the two must describe the same option."""
+    out = tmp_path / "google.pb"
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", str(ROOT / "protos"), "--include_imports",
+                    f"--descriptor_set_out={out}", "google/api/annotations.proto"], check=True, cwd=ROOT / "protos")
+    vendored = {f.name: f for f in descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file}
+    for proto in vendored.values():  # protoc fills json_name, the runtime's copy omits it
+        for message in proto.message_type:
+            for field in message.field:
+                field.ClearField("json_name")
+        for field in proto.extension:
+            field.ClearField("json_name")
+    for module in (annotations_pb2, http_pb2):
+        runtime = descriptor_pb2.FileDescriptorProto()
+        module.DESCRIPTOR.CopyToProto(runtime)
+        assert vendored[runtime.name] == runtime, f"protos/{runtime.name} differs from googleapis-common-protos"
+
+
+def test_row_error_names_the_field():
+    error = recommend_pb2.RowError(row=2, message="features[2] budget must be ...", field="features[2]")
+    assert recommend_pb2.RowError.FromString(error.SerializeToString()).field == "features[2]"
