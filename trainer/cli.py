@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs")
     train.add_argument("--catalog", help="JSON list of products (Catalog.to_json format) when the data "
                                          "holds other products than the default catalog")
-    train.add_argument("--quiet", action="store_true", help="no Keras progress output")
+    train.add_argument("--quiet", action="store_true", help="no progress output (default: one progress bar in a terminal, "
+                            "one line per epoch otherwise)")
     train.add_argument("--generate-if-missing", action="store_true",
                        help=f"generate the default {DEFAULT_ROWS:,}-row data at --data if it does not exist")
 
@@ -89,7 +90,7 @@ def _train(args) -> int:
 
     config = TrainingConfig(
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, arch=args.arch,
-        learning_rate=args.learning_rate, patience=args.patience, verbose=0 if args.quiet else 2,
+        learning_rate=args.learning_rate, patience=args.patience, progress=not args.quiet,
     )
     result = train_and_publish(dataset, args.models_dir, config)
     m, val = result.metrics, result.metrics["validation"]

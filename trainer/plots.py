@@ -14,21 +14,34 @@ import numpy as np  # noqa: E402
 from recommender.schema import Catalog  # noqa: E402
 
 
-def plot_history(history: dict[str, list[float]], best_epoch: int, path: Path) -> None:
+def plot_history(history: dict[str, list[float]], best_epoch: int, path: Path,
+                 bayes_accuracy: float | None = None) -> None:
+    fig = history_figure(history, best_epoch, bayes_accuracy)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def history_figure(history: dict[str, list[float]], best_epoch: int,
+                   bayes_accuracy: float | None = None) -> plt.Figure:
+    """Loss and accuracy per epoch; the early-stopping (best) epoch is marked on both panels and
+    the Bayes-optimal accuracy, the best any model could reach on these validation rows, is the
+    yardstick line on the accuracy panel (absent when the data's true probabilities are unknown)."""
     epochs = np.arange(1, len(history["loss"]) + 1)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     for ax, key, title in ((ax_loss, "loss", "Loss"), (ax_acc, "accuracy", "Accuracy")):
         ax.plot(epochs, history[key], label="train")
         ax.plot(epochs, history[f"val_{key}"], label="validation")
         ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label=f"best epoch {best_epoch}")
+        if key == "accuracy" and bayes_accuracy is not None:
+            ax.axhline(bayes_accuracy, color="tab:red", linestyle=":", linewidth=1.5,
+                       label=f"Bayes-optimal {bayes_accuracy:.3f}")
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.grid(True, alpha=0.3)
         ax.legend()
     fig.suptitle("Training history")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
 
 
 def plot_confusion(confusion: np.ndarray, catalog: Catalog, path: Path) -> None:

@@ -23,6 +23,7 @@ from trainer import metrics as scoring
 from trainer import plots
 from trainer.data import Dataset
 from trainer.model import build_model, export_saved_model
+from trainer.progress import EpochProgress
 
 log = logging.getLogger("trainer")
 
@@ -37,7 +38,7 @@ class TrainingConfig:
     arch: str = "onehot"
     learning_rate: float = 0.03
     patience: int = 10
-    verbose: int = 2  # Keras fit verbosity: 0 quiet, 1 progress bar, 2 one line per epoch
+    progress: bool = True  # trainer.progress: a bar in a terminal, a line per epoch elsewhere
 
     def hyperparameters(self) -> dict:
         return {
@@ -66,12 +67,13 @@ def fit(dataset: Dataset, config: TrainingConfig) -> tuple[keras.Model, dict, np
     stopper = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.patience, restore_best_weights=True
     )
+    callbacks = [stopper, EpochProgress(config.epochs)] if config.progress else [stopper]
     started = time.perf_counter()
     history = model.fit(
         x[train_idx], y[train_idx],
         validation_data=(x[val_idx], y[val_idx]),
         epochs=config.epochs, batch_size=config.batch_size, shuffle=True,
-        callbacks=[stopper], verbose=config.verbose,
+        callbacks=callbacks, verbose=0,
     )
     seconds = time.perf_counter() - started
     return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}, train_idx, val_idx, seconds
@@ -112,7 +114,8 @@ def train_and_publish(dataset: Dataset, models_dir: str | Path, config: Training
     try:
         export_saved_model(model, staged)
         (staged / model_repository.METRICS_FILE).write_text(json.dumps(report, indent=2) + "\n")
-        plots.plot_history(history, best_epoch, staged / "history.png")
+        plots.plot_history(history, best_epoch, staged / "history.png",
+                           bayes_accuracy=val_scores["bayes_optimal_accuracy"])
         plots.plot_confusion(confusion, dataset.catalog, staged / "confusion.png")
         metadata = model_repository.ModelMetadata(
             catalog=dataset.catalog,

@@ -48,7 +48,7 @@ def two_versions(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("twice")
     data = load_purchases(write_dataset(generate(4000, seed=3), folder / "purchases.csv", seed=3))
-    config = TrainingConfig(epochs=8, seed=5, verbose=0)
+    config = TrainingConfig(epochs=8, seed=5, progress=False)
     results = [train_and_publish(data, folder / "models", config) for _ in range(2)]
     return folder / "models", data, results
 
