@@ -25,7 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.vectorizers.base import CACHE, VectorizeResult
 from recommender import schema
-from recommender.v1 import recommend_pb2, recommend_pb2_grpc
+from recommender.v1 import metadata_pb2, metadata_pb2_grpc, recommend_pb2, recommend_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,7 @@ class InferenceClient:
         self._channel = grpc.aio.insecure_channel(self.target, options=channel_options(max_attempts))
         self._stub = recommend_pb2_grpc.RecommendServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._metadata = metadata_pb2_grpc.MetadataServiceStub(self._channel)
 
     # ------------------------------------------------------------------ calls
 
@@ -162,6 +163,10 @@ class InferenceClient:
                             timeout: float | None = None) -> recommend_pb2.RecommendBatchResponse:
         """Forward an already-built vector batch as is (no copy of its rows)."""
         return await self._call(self._stub.RecommendBatch, request, timeout)
+
+    async def metadata(self, timeout: float | None = None) -> metadata_pb2.GetMetadataResponse:
+        """The backend's MetadataService answer (its versions, catalog, signature)."""
+        return await self._call(self._metadata.GetMetadata, metadata_pb2.GetMetadataRequest(), timeout)
 
     def open_stream(self, requests: AsyncIterable[recommend_pb2.RecommendStreamRequest],
                     timeout: float | None = None):

@@ -21,11 +21,18 @@ from prometheus_client import start_http_server
 
 from gateway import metrics
 from gateway.forwarding import MAX_MESSAGE_BYTES, InferenceClient
-from gateway.servicers import ChatServicer, CountingVectorizer, RecommendServicer, VectorizeServicer
+from gateway.servicers import (
+    ChatServicer,
+    CountingVectorizer,
+    MetadataServicer,
+    RecommendServicer,
+    VectorizeServicer,
+)
 from gateway.vectorizers.base import Vectorizer
 from recommender import request_decoding
 from recommender.v1 import (
     chat_pb2,
+    metadata_pb2,
     recommend_pb2,
     vectorize_pb2,
 )
@@ -36,6 +43,7 @@ SERVICE_NAMES = (
     vectorize_pb2.DESCRIPTOR.services_by_name["VectorizeService"].full_name,
     recommend_pb2.DESCRIPTOR.services_by_name["RecommendService"].full_name,
     chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name,
+    metadata_pb2.DESCRIPTOR.services_by_name["MetadataService"].full_name,
 )
 
 
@@ -151,6 +159,8 @@ class GatewayServer:
                           recommend_pb2.DESCRIPTOR.services_by_name["RecommendService"], self.server)
         request_decoding.add_servicer(ChatServicer(chat_engine, self.inference, self._pool),
                           chat_pb2.DESCRIPTOR.services_by_name["ChatService"], self.server)
+        request_decoding.add_servicer(MetadataServicer(self.inference, self.vectorizer.name),
+                          metadata_pb2.DESCRIPTOR.services_by_name["MetadataService"], self.server)
         self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

@@ -24,11 +24,13 @@ import grpc
 from gateway import conversions, metrics
 from gateway.coalescing import RecommendCoalescer
 from gateway.forwarding import InferenceClient, PreparedBatch, merge_batch, prepare_text_batch
+from gateway.metadata import gateway_view
 from gateway.vectorizers.base import LOCAL, Vectorizer, VectorizeResult, VectorizerUnavailable
 from recommender import schema
 from recommender.request_decoding import UndecodableRequest
 from recommender.v1 import (
     chat_pb2_grpc,
+    metadata_pb2_grpc,
     recommend_pb2,
     recommend_pb2_grpc,
     vectorize_pb2,
@@ -365,3 +367,19 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
 
         return await asyncio.get_running_loop().run_in_executor(
             self.pool, functools.partial(self.engine.turn, request, recommend=recommend))
+
+
+# --------------------------------------------------------------------------- Metadata
+
+
+class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
+    """What a call through this gateway is served with: the backend's models (gateway.metadata)."""
+
+    def __init__(self, inference: InferenceClient, vectorizer_name: str | None):
+        self.inference = inference
+        self.vectorizer_name = vectorizer_name
+
+    @unary("GetMetadata")
+    async def GetMetadata(self, request, context):
+        backend = await self.inference.metadata(timeout=_timeout(context))
+        return gateway_view(backend, self.vectorizer_name)

@@ -12,14 +12,14 @@ import time
 import grpc
 import numpy as np
 
-from inference import wire
+from inference import metadata, wire
 from inference.batching import DynamicBatcher
 from inference.manager import ModelManager, NoModelLoaded, VersionNotLoaded
 from inference.metrics import WorkerMetrics
 from inference.scoring import InvalidRequest, batch_matrix, rank_one, score_batch, validate_vector
 from recommender.request_decoding import UndecodableRequest
 from recommender.schema import InvalidFeatures, resolve_top_k
-from recommender.v1 import common_pb2, recommend_pb2, recommend_pb2_grpc
+from recommender.v1 import common_pb2, metadata_pb2_grpc, recommend_pb2, recommend_pb2_grpc
 
 log = logging.getLogger("inference.servicer")
 
@@ -165,3 +165,25 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
             code, message = grpc.StatusCode.INTERNAL, f"unexpected {type(exc).__name__}; see the server log"
         self.metrics.observe_request(method, code.name, time.perf_counter() - started, 0)
         await context.abort(code, message)
+
+
+class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
+    """recommender.v1.MetadataService: this worker's versions and their state (inference.metadata)."""
+
+    def __init__(self, manager: ModelManager, source, metrics: WorkerMetrics, max_batch_rows: int):
+        self.manager = manager
+        self.source = source  # inference.repository.VersionSource: published and failed versions
+        self.metrics = metrics
+        self.max_batch_rows = max_batch_rows
+
+    async def GetMetadata(self, request, context):
+        started = time.perf_counter()
+        loaded = {}
+        for version in self.manager.versions():
+            try:
+                loaded[version] = self.manager.get(version)
+            except VersionNotLoaded:  # unloaded between the two reads
+                continue
+        response = metadata.describe(loaded, self.source.available(), self.source.failed, self.max_batch_rows)
+        self.metrics.observe_request("GetMetadata", "OK", time.perf_counter() - started, 0)
+        return response
