@@ -1,0 +1,120 @@
+"""The labelled vectorizer evaluation data in tests/data/labelled/ is well formed.
+
+Checks the data only, never a vectorizer: every line parses, every vector is valid under the
+contract (recommender.schema), no text appears twice anywhere, the held-out split is disjoint
+from the dev split and big enough, and both splits contain every code of every coded slot (so
+a per-slot score on either split measures every class).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from recommender.schema import SLOTS, validate_features, validate_text
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "labelled"
+HELDOUT = "heldout.jsonl"
+DEV_FILES = ("dev_existing.jsonl", "dev_new.jsonl")
+NEW_FILES = ("dev_new.jsonl", HELDOUT)  # written in one batch, split by style
+ALL_FILES = (*DEV_FILES, HELDOUT)
+OLD_SET = DATA.parent / "labelled_messages.jsonl"  # dev_existing's source; removed later
+MIN_HELDOUT = 150
+
+
+def _load(name: str) -> list[dict]:
+    rows = []
+    with open(DATA / name, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            assert line.strip(), f"{name}:{number} is blank"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                pytest.fail(f"{name}:{number} is not JSON: {exc}")
+            row["_where"] = f"{name}:{number}"
+            rows.append(row)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def files() -> dict[str, list[dict]]:
+    return {name: _load(name) for name in ALL_FILES}
+
+
+@pytest.mark.parametrize("name", ALL_FILES)
+def test_every_line_is_a_valid_labelled_message(files, name):
+    assert files[name], f"{name} is empty"
+    for row in files[name]:
+        where = row["_where"]
+        assert set(row) - {"_where"} <= {"text", "features", "note"}, f"{where}: unknown keys {sorted(row)}"
+        assert isinstance(row.get("text"), str), f"{where}: text must be a string"
+        validate_text(row["text"])
+        assert row["text"] == row["text"].strip(), f"{where}: text has surrounding whitespace"
+        features = row.get("features")
+        assert isinstance(features, list) and len(features) == len(SLOTS), f"{where}: features must be 6 values"
+        assert all(type(v) is int for v in features), f"{where}: features must be integers, got {features}"
+        validate_features(features, prefix=where)
+        if "note" in row:
+            assert isinstance(row["note"], str), f"{where}: note must be a string"
+
+
+def test_no_text_appears_twice_within_or_across_files(files):
+    where: dict[str, str] = {}
+    for name in ALL_FILES:
+        for row in files[name]:
+            key = row["text"]
+            assert key not in where, f"{row['_where']} repeats {where[key]}: {key!r}"
+            where[key] = row["_where"]
+
+
+def test_heldout_is_disjoint_from_dev_and_large_enough(files):
+    dev = {row["text"].casefold() for name in DEV_FILES for row in files[name]}
+    held = [row for row in files[HELDOUT]]
+    overlap = [row["_where"] for row in held if row["text"].casefold() in dev]
+    assert not overlap, f"held-out texts also in dev (case-insensitive): {overlap}"
+    assert len(held) >= MIN_HELDOUT, f"held-out has {len(held)} messages, need >= {MIN_HELDOUT}"
+
+
+def test_every_code_of_every_coded_slot_is_in_both_splits(files):
+    splits = {
+        "dev": [row["features"] for name in DEV_FILES for row in files[name]],
+        "heldout": [row["features"] for row in files[HELDOUT]],
+    }
+    missing = []
+    for split, vectors in splits.items():
+        for slot in SLOTS:
+            seen = Counter(v[slot.index] for v in vectors)
+            if slot.coded:
+                wanted = [0, *(code.value for code in slot.codes)]
+                missing += [f"{split}: {slot.name}={c}" for c in wanted if not seen[c]]
+            else:  # age, budget: both stated and not stated
+                if not seen[0] or sum(n for v, n in seen.items() if v) == 0:
+                    missing.append(f"{split}: {slot.name} stated and not stated")
+    assert not missing, f"codes absent from a split: {missing}"
+
+
+def test_new_messages_have_a_style_note_and_every_style_is_in_both_splits(files):
+    styles = {}
+    for name in NEW_FILES:
+        for row in files[name]:
+            note = row.get("note", "")
+            style = note.split(":", 1)[0].strip()
+            assert style, f"{row['_where']}: new messages need a note naming their style"
+            styles.setdefault(style, Counter())[name] += 1
+    lopsided = {s: dict(c) for s, c in styles.items() if len(c) < len(NEW_FILES)}
+    assert not lopsided, f"styles found in only one split: {lopsided}"
+
+
+@pytest.mark.skipif(not OLD_SET.exists(), reason="the old labelled_messages.jsonl has been retired")
+def test_dev_existing_relabels_the_old_set_in_order(files):
+    old = _load_relative(OLD_SET)
+    new = files["dev_existing.jsonl"]
+    assert [r["text"] for r in new] == [r["text"] for r in old]
+
+
+def _load_relative(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
