@@ -1,0 +1,195 @@
+"""Who the product is for: the speaker or someone else, and so whose age and gender count.
+
+Grammar over the phrase tables' hits: the words themselves (엄마, wife, 선물, 제가 쓸...) are data in
+phrases/*.toml; this module decides what they mean together.
+
+- A person mentioned is the speaker's self-description ("저는 30대 여성", "I'm a dad") when a
+  speaker marker comes shortly before with no turn to someone else in between; a companion when
+  the product is shared with them ("with my wife", "엄마랑 같이"); otherwise a recipient.
+- purpose: strong words decide (gift words, "제가 쓸", "for myself"), gift before self; then weak
+  ones (a recipient named, "I need"); after a correction ("actually it's for me", "아 제가 쓸
+  거예요") the first signal after it wins. With no sign of another person, a speaker who talks
+  about their own use, need, body or situation buys for themselves.
+- gender and age describe the USER: in a gift the recipient's words win and the speaker's are
+  dropped; for own use the speaker's win.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from gateway.vectorizers.local.numbers import AgeMention
+from gateway.vectorizers.local.tables import Hit, Matcher
+from recommender import schema
+
+
+class Purpose(enum.IntEnum):
+    NOT_STATED = 0
+    SELF = schema.SLOT_BY_NAME["purpose"].codes[0].value
+    GIFT = schema.SLOT_BY_NAME["purpose"].codes[1].value
+
+
+assert schema.PURPOSES[0].key == "self" and schema.PURPOSES[1].key == "gift"
+
+
+class Role(enum.Enum):
+    RECIPIENT = "recipient"  # someone the product may be for
+    SPEAKER = "speaker"  # the speaker describing themselves
+    COMPANION = "companion"  # someone who shares the product ("with my wife")
+
+
+class Mention(enum.Enum):
+    PERSON = "person"  # 엄마, wife, 친구: a relation (gendered or neutral)
+    WORD = "word"  # 여자, man: says a gender, not that someone else is the user
+    PRONOUN = "pronoun"  # she, him: weakest evidence
+
+
+@dataclass(frozen=True)
+class Person:
+    start: int
+    end: int
+    gender: int  # 0 neutral
+    mention: Mention
+    role: Role
+
+
+@dataclass(frozen=True)
+class Signal:
+    position: int
+    purpose: Purpose
+    strong: bool
+
+
+SPEAKER_WINDOW = 30  # characters between "저는"/"I'm" and the word it describes
+_SENTENCE_BREAKS = frozenset(".!?;\n")
+_AGE_WORDS = ("early", "mid", "late", "twen", "thir", "fort", "fift", "sixt", "sevent", "eight", "nint", "teen")
+
+
+class SpeakerMarkers:
+    """Where the speaker starts describing themselves, and whether a mention is in that description."""
+
+    def __init__(self, text: str, grammar: Mapping[str, Matcher], scripts: tuple[bool, bool]):
+        self.text = text
+        self.grammar = grammar
+        self.ends = [h.end for h in grammar["speaker"].hits(text, scripts)]
+
+    def describes(self, start: int) -> bool:
+        text = self.text
+        if text[max(0, start - 6):start].endswith("in my "):
+            return True
+        before = [e for e in self.ends if e <= start]
+        if not before:
+            return False
+        gap_start = before[-1]
+        if start - gap_start > SPEAKER_WINDOW:
+            return False
+        if any(c in _SENTENCE_BREAKS for c in text[gap_start:start]):
+            return False
+        for hit in self.grammar["speaker_break"].hits(text[gap_start:start]):
+            word = text[gap_start + hit.start:gap_start + hit.end]
+            following = text[gap_start + hit.end:start].lstrip()
+            if word == "my" and (not following or following[0].isdigit() or following.startswith(_AGE_WORDS)):
+                continue  # "I'm in my 30s": still the speaker
+            return False
+        return True
+
+
+def find_people(text: str, hits: Sequence[Hit], markers: SpeakerMarkers,
+                grammar: Mapping[str, Matcher]) -> list[Person]:
+    people = []
+    for hit in hits:
+        mention = Mention(hit.group)
+        if mention is not Mention.PRONOUN and markers.describes(hit.start):
+            role = Role.SPEAKER
+        elif mention is Mention.PERSON and (grammar["with_before"].ending_at(text, hit.start, window=10)
+                                            or grammar["with_after"].match_at(text, hit.end)):
+            role = Role.COMPANION
+        else:
+            role = Role.RECIPIENT
+        people.append(Person(hit.start, hit.end, hit.value, mention, role))
+    return people
+
+
+def _negated_gift(text: str, hit: Hit, grammar: Mapping[str, Matcher]) -> bool:
+    """"선물 아니고", "선물용 아님", "not a gift"."""
+    pos = hit.end
+    if grammar["particle"].match_at(text, pos):
+        pos = grammar["particle"].match_at(text, pos).end
+    pos += text[pos:pos + 1] == " "
+    if grammar["gift_negation_after"].match_at(text, pos):
+        return True
+    return grammar["gift_negation_before"].ending_at(text, hit.start, window=16) is not None
+
+
+def purpose_signals(text: str, purpose_hits: Sequence[Hit], people: Sequence[Person],
+                    grammar: Mapping[str, Matcher]) -> list[Signal]:
+    signals = []
+    for hit in purpose_hits:
+        if hit.key == "gift":
+            if not _negated_gift(text, hit, grammar):
+                signals.append(Signal(hit.start, Purpose.GIFT, True))
+        else:
+            signals.append(Signal(hit.start, Purpose.SELF, hit.group == "strong"))
+    for person in people:
+        if person.mention is not Mention.PERSON or person.role is Role.COMPANION:
+            continue
+        purpose = Purpose.SELF if person.role is Role.SPEAKER else Purpose.GIFT
+        signals.append(Signal(person.start, purpose, False))  # "저는 엄마인데" / "for my mom"
+    return signals
+
+
+def decide_purpose(text: str, signals: Sequence[Signal], grammar: Mapping[str, Matcher],
+                   describes_self: bool) -> Purpose:
+    """The purpose from its signals; `describes_self`: the speaker states their own age or
+    gender, use, need or situation (own use when nothing says otherwise)."""
+    if not signals:
+        return Purpose.SELF if describes_self else Purpose.NOT_STATED
+    corrections = grammar["correction"].hits(text)
+    if corrections:
+        after = sorted((s for s in signals if s.position >= corrections[-1].end), key=lambda s: s.position)
+        strong_after = [s for s in after if s.strong]
+        if strong_after or after:
+            return (strong_after or after)[0].purpose
+    strong = {s.purpose for s in signals if s.strong}
+    if Purpose.GIFT in strong:
+        return Purpose.GIFT
+    if Purpose.SELF in strong:
+        return Purpose.SELF
+    return Purpose.GIFT if any(s.purpose is Purpose.GIFT for s in signals) else Purpose.SELF
+
+
+def decide_gender(purpose: Purpose, people: Sequence[Person]) -> int:
+    """1 female, 2 male, 0: the user's gender when the words agree on one."""
+
+    def unique(group: Sequence[Person]) -> int:
+        values = {p.gender for p in group}
+        return values.pop() if len(values) == 1 else 0
+
+    relatives = [p for p in people if p.mention is Mention.PERSON and p.gender and p.role is not Role.COMPANION]
+    words = [p for p in people if p.mention is Mention.WORD]
+    pronouns = [p for p in people if p.mention is Mention.PRONOUN]
+    if purpose is Purpose.GIFT:
+        others = [p for p in relatives + words if p.role is not Role.SPEAKER]
+        return unique(others) if others else unique(pronouns)
+    if purpose is Purpose.SELF:
+        own = [p for p in relatives + words if p.role is Role.SPEAKER]
+        if own:
+            return unique(own)
+        return unique(words) if words else 0
+    nouns = relatives + words
+    return unique(nouns) if nouns else unique(pronouns)
+
+
+def decide_age(purpose: Purpose, ages: Sequence[AgeMention], markers: SpeakerMarkers) -> int:
+    """The user's age: the most precise mention (a stated number, then a decade, then a life
+    stage), the first of equals; in a gift the speaker's own age does not count."""
+    if purpose is Purpose.GIFT:
+        ages = [a for a in ages if not markers.describes(a.start)]
+    elif purpose is Purpose.SELF:
+        own = [a for a in ages if markers.describes(a.start)]
+        ages = own or ages
+    if not ages:
+        return 0
+    return min(ages, key=lambda a: (a.kind, a.start)).years
