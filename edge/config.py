@@ -36,8 +36,9 @@ BUFFER_LIMIT_BYTES = 10 * 1024 * 1024
 RETRY_ON = "unavailable,reset,connect-failure,refused-stream"
 TEXT_TYPES = ("text/", "application/javascript", "application/json", "image/svg+xml",
               "application/manifest+json")
-# Files under web/ that are never served.
-WEB_SKIP_SUFFIXES = (".map", ".md", ".orig", ".swp", "~")
+# What a page is made of; anything else under web/ (build scripts, notes) is never served.
+WEB_SUFFIXES = (".html", ".js", ".mjs", ".css", ".svg", ".png", ".jpg", ".webp", ".ico", ".json",
+                ".webmanifest", ".woff2", ".txt")
 
 
 @dataclass
@@ -158,7 +159,7 @@ def web_files(web_dir: Path | None) -> list[tuple[str, Path]]:
     found = []
     for path in sorted(web_dir.rglob("*")):
         relative = path.relative_to(web_dir)
-        if (not path.is_file() or path.name.endswith(WEB_SKIP_SUFFIXES)
+        if (not path.is_file() or path.suffix not in WEB_SUFFIXES
                 or any(part.startswith(".") for part in relative.parts)):
             continue
         url = "/" + relative.as_posix()

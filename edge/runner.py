@@ -23,6 +23,16 @@ from pathlib import Path
 from edge.config import EdgeConfig, render
 
 PR_SET_PDEATHSIG = 1
+WORK_PREFIX = "edge-"  # + the owner's pid: edge-<pid>-<random>
+
+
+def remove_orphaned_work_dirs() -> None:
+    """Rendered configs of owners that died without cleaning up (SIGKILL) are removed by the
+    next edge that starts."""
+    for path in Path(tempfile.gettempdir()).glob(f"{WORK_PREFIX}*-*"):
+        owner = path.name[len(WORK_PREFIX):].split("-", 1)[0]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def envoy_binary() -> Path:
@@ -74,26 +84,34 @@ class EdgeProcess:
         self.concurrency = concurrency
         self.log_level = log_level
         self.work: Path | None = None
+        self.config_path: Path | None = None
         self.process: subprocess.Popen | None = None
         self._log = None
 
     def write_config(self) -> Path:
-        self.work = Path(tempfile.mkdtemp(prefix="edge-"))
+        remove_orphaned_work_dirs()
+        self.work = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-"))
         self.config = dataclasses.replace(self.config, descriptor_set=self.work / "recommender.pb")
         self.config.access_log.parent.mkdir(parents=True, exist_ok=True)
         path = self.work / "envoy.yaml"
         path.write_text(render(self.config))
+        self.config_path = path
         return path
 
-    def start(self) -> EdgeProcess:
-        path = self.write_config()
-        if self.log_path is not None:
+    def spawn(self) -> subprocess.Popen:
+        """Start Envoy (rendering the config on first use); call again to restart it."""
+        path = self.config_path or self.write_config()
+        if self.log_path is not None and self._log is None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+            self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in cleanup()
         self.process = subprocess.Popen(
             envoy_command(path, self.concurrency, self.log_level), stdin=subprocess.DEVNULL,
             stdout=self._log, stderr=subprocess.STDOUT if self._log else None,
             start_new_session=True, preexec_fn=die_with_parent)
+        return self.process
+
+    def start(self) -> EdgeProcess:
+        self.spawn()
         return self
 
     def admin(self, path: str, timeout: float = 2.0) -> str:
@@ -153,12 +171,16 @@ class EdgeProcess:
                 self.process.wait()
             except ProcessLookupError:
                 pass
+        self.cleanup()
+
+    def cleanup(self) -> None:
+        """Close the log, remove the rendered config (the process must be gone)."""
         if self._log is not None:
             self._log.close()
             self._log = None
         if self.work is not None:
             shutil.rmtree(self.work, ignore_errors=True)
-            self.work = None
+            self.work = self.config_path = None
 
     def __enter__(self) -> EdgeProcess:
         return self.start()
