@@ -197,6 +197,13 @@ def tokens(text: str) -> list[Token]:
         value = english_value(m.group())
         if value is not None:
             found.append(Token(s, e, float(value), "english"))
+            continue
+        offset = s  # "between fifty and eighty thousand": two numbers joined by "and"
+        for part in re.split(r"([\s-]+and[\s-]+)", m.group()):
+            part_value = english_value(part) if not part.strip(" -").startswith("and") else None
+            if part_value is not None:
+                found.append(Token(offset, offset + len(part), float(part_value), "english"))
+            offset += len(part)
     found.sort(key=lambda t: (t.start, t.start - t.end))
     result: list[Token] = []
     for token in found:
@@ -311,7 +318,7 @@ _BIRTHDAY = re.compile(r"\s?(?:st|nd|rd|th)\s+birthday|\s?번째\s?생일")
 EN_ORDINALS = {"twentieth": 20, "thirtieth": 30, "fortieth": 40, "fiftieth": 50, "sixtieth": 60, "seventieth": 70,
                "eightieth": 80, "ninetieth": 90, "hundredth": 100}
 _EN_ORDINAL_BIRTHDAY = re.compile("(" + "|".join(EN_ORDINALS) + r") birthday")
-_KO_AGE_FOLLOWERS = ("이", "인", "입", "살", "세", "넘", "쯤", "정도", "초반", "중반", "후반", "줄")
+_KO_AGE_FOLLOWERS = ("이", "인", "입", "살", "세", "넘", "쯤", "정도", "초반", "중반", "후반", "줄", "되", "이세요", "이신")
 
 
 def _years(value: float) -> int | None:
@@ -343,7 +350,9 @@ def find_ages(text: str, grammar: Mapping[str, Matcher], numbers: list[Token] | 
         if token.kind.startswith("native:"):
             tens = token.kind.partition(":")[2]
             after = text[end:].lstrip()
-            if tens in _BARE_NATIVE_TENS and (not after or not _is_hangul(after[0]) or after.startswith(_KO_AGE_FOLLOWERS)):
+            units = value % 10
+            if (units and tens in NATIVE_TENS and tens != "열") or (
+                    tens in _BARE_NATIVE_TENS and (not after or not _is_hangul(after[0]) or after.startswith(_KO_AGE_FOLLOWERS))):
                 add(start, end, value, AgeKind.STATED)
             continue
         old = _EN_YEARS_OLD.match(text, end)

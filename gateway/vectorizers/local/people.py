@@ -38,6 +38,7 @@ class Role(enum.Enum):
     RECIPIENT = "recipient"  # someone the product may be for
     SPEAKER = "speaker"  # the speaker describing themselves
     COMPANION = "companion"  # someone who shares the product ("with my wife")
+    ADVISOR = "advisor"  # someone who advises the speaker ("my partner says", "친구가 추천")
 
 
 class Mention(enum.Enum):
@@ -53,13 +54,14 @@ class Person:
     gender: int  # 0 neutral
     mention: Mention
     role: Role
+    copula: bool = False  # "엄마인데": may be the speaker describing themselves
 
 
 @dataclass(frozen=True)
 class Signal:
     position: int
     purpose: Purpose
-    strong: bool
+    strength: int  # 3 reflexive ("나한테 선물"), 2 strong (선물, "제가 쓸"), 1 weak (a person, "I need")
 
 
 SPEAKER_WINDOW = 30  # characters between "저는"/"I'm" and the word it describes
@@ -106,10 +108,24 @@ def find_people(text: str, hits: Sequence[Hit], markers: SpeakerMarkers,
         elif mention is Mention.PERSON and (grammar["with_before"].ending_at(text, hit.start, window=10)
                                             or grammar["with_after"].match_at(text, hit.end)):
             role = Role.COMPANION
+        elif mention is Mention.PERSON and _advises(text, hit, grammar):
+            role = Role.ADVISOR
         else:
             role = Role.RECIPIENT
-        people.append(Person(hit.start, hit.end, hit.value, mention, role))
+        copula = mention is Mention.PERSON and grammar["speaker_copula_after"].match_at(text, hit.end) is not None
+        people.append(Person(hit.start, hit.end, hit.value, mention, role, copula))
     return people
+
+
+def _advises(text: str, hit: Hit, grammar: Mapping[str, Matcher]) -> bool:
+    """"my partner says", "친구가 추천", "친구가 안마기 써보라고 해서": the person advises the speaker."""
+    after = hit.end + (text[hit.end:hit.end + 1] == " ")
+    if grammar["advisor_after"].match_at(text, after):
+        return True
+    if text[hit.end:hit.end + 1] not in ("가", "이"):
+        return False
+    clause_end = min((i for i in (text.find(c, hit.end) for c in ".!?,") if i >= 0), default=len(text))
+    return grammar["advice"].search(text, hit.end, min(clause_end, hit.end + 24)) is not None
 
 
 def _negated_gift(text: str, hit: Hit, grammar: Mapping[str, Matcher]) -> bool:
@@ -129,34 +145,34 @@ def purpose_signals(text: str, purpose_hits: Sequence[Hit], people: Sequence[Per
     for hit in purpose_hits:
         if hit.key == "gift":
             if not _negated_gift(text, hit, grammar):
-                signals.append(Signal(hit.start, Purpose.GIFT, True))
+                signals.append(Signal(hit.start, Purpose.GIFT, hit.strength))
         else:
-            signals.append(Signal(hit.start, Purpose.SELF, hit.group == "strong"))
+            signals.append(Signal(hit.start, Purpose.SELF, hit.strength))
     for person in people:
-        if person.mention is not Mention.PERSON or person.role is Role.COMPANION:
+        if person.role in (Role.COMPANION, Role.ADVISOR):
             continue
-        purpose = Purpose.SELF if person.role is Role.SPEAKER else Purpose.GIFT
-        signals.append(Signal(person.start, purpose, False))  # "저는 엄마인데" / "for my mom"
+        if person.mention is Mention.PERSON:  # "저는 엄마인데" / "for my mom"
+            signals.append(Signal(person.start, Purpose.SELF if person.role is Role.SPEAKER else Purpose.GIFT, 1))
+        elif person.mention is Mention.PRONOUN:  # "she hikes every weekend": someone else
+            signals.append(Signal(person.start, Purpose.GIFT, 1))
     return signals
 
 
 def decide_purpose(text: str, signals: Sequence[Signal], grammar: Mapping[str, Matcher],
                    describes_self: bool) -> Purpose:
-    """The purpose from its signals; `describes_self`: the speaker states their own age or
-    gender, use, need or situation (own use when nothing says otherwise)."""
+    """The purpose from its signals. With none, `describes_self` (the speaker states their own
+    age, gender, use, hobby, body or situation, and no one else is named) means own use."""
     if not signals:
         return Purpose.SELF if describes_self else Purpose.NOT_STATED
     corrections = grammar["correction"].hits(text)
     if corrections:
-        after = sorted((s for s in signals if s.position >= corrections[-1].end), key=lambda s: s.position)
-        strong_after = [s for s in after if s.strong]
-        if strong_after or after:
-            return (strong_after or after)[0].purpose
-    strong = {s.purpose for s in signals if s.strong}
-    if Purpose.GIFT in strong:
-        return Purpose.GIFT
-    if Purpose.SELF in strong:
-        return Purpose.SELF
+        after = [s for s in signals if s.position >= corrections[-1].end]
+        if after:
+            return max(after, key=lambda s: (s.strength, -s.position)).purpose
+    for strength in (3, 2):
+        found = {s.purpose for s in signals if s.strength == strength}
+        if found:
+            return Purpose.GIFT if Purpose.GIFT in found else Purpose.SELF
     return Purpose.GIFT if any(s.purpose is Purpose.GIFT for s in signals) else Purpose.SELF
 
 
@@ -167,14 +183,15 @@ def decide_gender(purpose: Purpose, people: Sequence[Person]) -> int:
         values = {p.gender for p in group}
         return values.pop() if len(values) == 1 else 0
 
-    relatives = [p for p in people if p.mention is Mention.PERSON and p.gender and p.role is not Role.COMPANION]
+    relatives = [p for p in people if p.mention is Mention.PERSON and p.gender
+                 and p.role not in (Role.COMPANION, Role.ADVISOR)]
     words = [p for p in people if p.mention is Mention.WORD]
     pronouns = [p for p in people if p.mention is Mention.PRONOUN]
     if purpose is Purpose.GIFT:
         others = [p for p in relatives + words if p.role is not Role.SPEAKER]
         return unique(others) if others else unique(pronouns)
     if purpose is Purpose.SELF:
-        own = [p for p in relatives + words if p.role is Role.SPEAKER]
+        own = [p for p in relatives + words if p.role is Role.SPEAKER or p.copula]
         if own:
             return unique(own)
         return unique(words) if words else 0

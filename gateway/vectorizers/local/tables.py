@@ -33,7 +33,7 @@ NEUTRAL = "neutral"  # people without a gender (친구, parents)
 STRENGTHS: dict[str, dict[str, int]] = {
     "interest": {"product": 3, "strong": 2, "weak": 1, "ignore": 0},
     "gender": {"person": 3, "word": 2, "pronoun": 1, "ignore": 0},
-    "purpose": {"strong": 2, "weak": 1, "ignore": 0},
+    "purpose": {"reflexive": 3, "strong": 2, "weak": 1, "ignore": 0},
     "season": {"strong": 1, "ignore": 0},
     "age": {"milestone": 2, "stage": 1, "ignore": 0},
 }
@@ -41,7 +41,8 @@ GRAMMAR = "grammar"
 GRAMMAR_GROUPS = frozenset({
     "speaker", "speaker_break", "correction", "with_before", "with_after", "gift_negation_after",
     "gift_negation_before", "interest_negation_after", "interest_negation_before", "negation_filler", "particle",
-    "budget_context", "age_before", "age_not_after", "decade_era_after",
+    "budget_context", "age_before", "age_not_after", "decade_era_after", "interest_alternative_after", "advisor_after",
+    "speaker_copula_after", "question", "advice",
 })
 
 
@@ -123,7 +124,9 @@ def _parse_phrase(raw: str, where: str) -> _Parsed:
         raise PhraseTableError(f"{where}: phrase {raw!r}: * is for Latin stems")
     tokens = [_SPACE if c in " -" else _APOS if c == "'" else c for c in body]
     if latin:
-        end = _END_STEM if stem else (_END_PLURAL if body[-1].isalpha() else _END)
+        # the automatic plural only for words of 3+ letters ("i" must not match "is")
+        last_word = body.replace("-", " ").split()[-1]
+        end = _END_STEM if stem else (_END_PLURAL if last_word.isalpha() and len(last_word) >= 3 else _END)
     else:
         end = _END_WORD if word_end else _END
     return _Parsed(tokens, _canonical(body), latin, word_start, end)

@@ -58,28 +58,46 @@ class LocalVectorizer:
                                     numbers.AgeKind.STATED if h.group == "milestone" else numbers.AgeKind.STAGE)
                  for h in slots["age"].hits(norm, scripts)]
         signals = people.purpose_signals(norm, slots["purpose"].hits(norm, scripts), found_people, grammar)
-        describes_self = any(p.role is people.Role.SPEAKER and p.mention is not people.Mention.PRONOUN
-                             for p in found_people) or any(markers.describes(a.start) for a in ages)
-        purpose = people.decide_purpose(norm, signals, grammar, describes_self)
+        corrections = grammar["correction"].hits(norm)
+        correction_end = corrections[-1].end if corrections else None
+        interests = self._interests(norm, scripts, correction_end)
+        purpose = people.decide_purpose(norm, signals, grammar, not signals and self._describes_self(
+            norm, found_people, ages, interests, markers))
+        if correction_end is not None and any(a.start >= correction_end for a in ages):
+            ages = [a for a in ages if a.start >= correction_end]  # "he's 15, no wait, 16"
         vector = (
             people.decide_age(purpose, ages, markers),
             people.decide_gender(purpose, found_people),
-            self._budget(norm, number_tokens),
-            self._interest(norm, scripts),
+            self._budget(norm, number_tokens, correction_end),
+            self._interest(interests),
             int(purpose),
             self._season(norm, scripts, number_tokens),
         )
         return self._valid(vector)
 
+    def _describes_self(self, text: str, found_people: list[people.Person], ages: list[numbers.AgeMention],
+                        interests: list[Hit], markers: people.SpeakerMarkers) -> bool:
+        """With no purpose word and no one else named: does the speaker say anything about the
+        user (then it is themselves, the contract's purpose rule) or only ask about products?"""
+        if any(p.role is people.Role.SPEAKER for p in found_people) or any(markers.describes(a.start) for a in ages):
+            return True
+        if ages or any(p.mention is people.Mention.WORD for p in found_people):
+            return True  # "여자 20대", "middle schooler, likes reading"
+        uses = [h for h in interests if h.group != "product"]
+        if not uses:
+            return False
+        products = [h for h in interests if h.group == "product"]
+        asks = "?" in text or self.grammar["question"].search(text) is not None
+        return not (products and asks)  # "best earbuds for podcasts?" asks about a product
+
     # ----------------------------------------------------------------------- slots
 
-    def _budget(self, text: str, number_tokens: list[numbers.Token]) -> int:
+    def _budget(self, text: str, number_tokens: list[numbers.Token], correction_end: int | None) -> int:
         amounts = numbers.find_amounts(text, self.grammar, number_tokens)
         if not amounts:
             return 0
-        corrections = self.grammar["correction"].hits(text)
-        if corrections:
-            after = [a for a in amounts if a.start >= corrections[-1].end]
+        if correction_end is not None:
+            after = [a for a in amounts if a.start >= correction_end]
             if after:
                 return after[-1].won
         return max(a.won for a in amounts)
@@ -91,19 +109,35 @@ class LocalVectorizer:
         if particle:
             pos = particle.end
         pos += text[pos:pos + 1] == " "
-        if grammar["interest_negation_after"].match_at(text, pos):
+        if grammar["interest_alternative_after"].match_at(text, pos) is None and \
+                grammar["interest_negation_after"].match_at(text, pos):
             return True
+        if hit.key == "health_relax":
+            return False  # symptoms are said with negations: "can't sleep", "잠을 못 자"
         words = text[max(0, hit.start - 30):hit.start].split()
+        fillers = 0
         while words and grammar["negation_filler"].fullmatch(words[-1]):
             words.pop()
+            fillers += 1
         if not words:
             return False
         negators = grammar["interest_negation_before"]
-        return (words[-1].endswith("n't") or negators.fullmatch(words[-1])
+        # "doesn't like games" (a negated verb needs its verb), "not into games", "no games"
+        return ((words[-1].endswith("n't") and fillers > 0) or negators.fullmatch(words[-1])
                 or (len(words) > 1 and negators.fullmatch(" ".join(words[-2:]))))
 
-    def _interest(self, text: str, scripts: tuple[bool, bool]) -> int:
+    def _interests(self, text: str, scripts: tuple[bool, bool], correction_end: int | None) -> list[Hit]:
+        """The interest mentions that count: not negated; after a correction, the products
+        named after it ("노트북을 사려고 ... 아니다 태블릿으로")."""
         kept = [h for h in self.tables.slots["interest"].hits(text, scripts) if not self._negated_interest(text, h)]
+        if correction_end is not None:
+            later = [h for h in kept if h.start >= correction_end and h.group == "product"]
+            if later:
+                return [later[-1]]  # the product settled on last
+        return kept
+
+    @staticmethod
+    def _interest(kept: list[Hit]) -> int:
         if not kept:
             return 0
         products = [h for h in kept if h.group == "product"]
