@@ -16,6 +16,8 @@ import multiprocessing
 import signal
 import sys
 
+from recommender import settings
+
 ROWS = 1000
 TOP_K = 3
 
@@ -62,7 +64,7 @@ async def serve(port: int, own_port: int | None, host: str = "127.0.0.1") -> Non
                 yield stream_answer
 
     server = grpc.aio.server(options=[("grpc.so_reuseport", 1),
-                                      ("grpc.max_receive_message_length", 64 * 1024 * 1024)])
+                                      ("grpc.max_receive_message_length", settings.MAX_REQUEST_BYTES)])
     recommend_pb2_grpc.add_RecommendServiceServicer_to_server(Echo(), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

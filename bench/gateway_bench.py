@@ -13,7 +13,6 @@ features at c32 >= 0.4x, text at c32 >= 0.35x.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -21,6 +20,7 @@ import time
 from pathlib import Path
 
 from bench.models import ensure_model
+from recommender import settings
 from recommender.v1 import recommend_pb2
 from tests.support import ServerProcess, free_port, free_port_block, wait_for_health
 
@@ -65,7 +65,7 @@ def local_vectorizer_us_per_message(rounds: int = 2000) -> float:
 def run(args: argparse.Namespace | None = None) -> None:
     duration = float(getattr(args, "duration", None) or 5.0)
     models_dir = getattr(args, "models_dir", None)
-    workers = int(getattr(args, "workers", None) or max(1, os.cpu_count() or 1))
+    workers = int(getattr(args, "workers", None) or settings.default_workers())
     loadgen = _load_generator()
     from bench import echo_server
 
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace | None = None) -> None:
         servers.append(inference)
         wait_for_health(f"127.0.0.1:{echo_port}", timeout=60, process=echo.process)
         wait_for_health(f"127.0.0.1:{inference_port}", timeout=180, process=inference.process)
-        worker_targets = ",".join(f"127.0.0.1:{inference_port + 1 + i}" for i in range(workers))
+        worker_targets = settings.worker_addresses(inference_port, workers)
         gateway = ServerProcess(
             [PYTHON, "-m", "gateway", "serve", "--port", str(gateway_port), "--inference", worker_targets,
              "--metrics-port", "0", "--log-level", "WARNING"], work / "gateway.log").start()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -26,7 +25,7 @@ from pathlib import Path
 
 from bench import echo_server, loadgen
 from bench.models import ensure_model
-from recommender import model_repository
+from recommender import model_repository, settings
 from recommender.v1 import recommend_pb2
 from tests.support import ServerProcess, free_port, free_port_block, wait_for_health
 
@@ -100,7 +99,7 @@ def _fmt_ratio(value: float, goal: float | None, at_most: bool = False) -> str:
 
 def run(args: argparse.Namespace | None = None) -> None:
     duration = float(getattr(args, "duration", None) or 2.5)
-    workers = int(getattr(args, "workers", None) or max(1, os.cpu_count() or 1))
+    workers = int(getattr(args, "workers", None) or settings.default_workers())
     client_processes = int(getattr(args, "client_processes", None) or 2)
     rounds = int(getattr(args, "rounds", None) or 2)
     work = Path(tempfile.mkdtemp(prefix="inference-bench-"))
@@ -117,16 +116,17 @@ def run(args: argparse.Namespace | None = None) -> None:
             work / "inference.log").start()
         servers.append(inference)
         for i in range(workers):
-            wait_for_health(f"127.0.0.1:{echo_port + 1 + i}", timeout=60, process=echo.process)
-            wait_for_health(f"127.0.0.1:{inference_port + 1 + i}", timeout=180, process=inference.process)
+            wait_for_health(f"127.0.0.1:{settings.worker_port(echo_port, i)}", timeout=60, process=echo.process)
+            wait_for_health(f"127.0.0.1:{settings.worker_port(inference_port, i)}", timeout=180,
+                            process=inference.process)
         worker_pids = _children(inference.process.pid)
         rss = {pid: rss_mb(pid) for pid in worker_pids}
 
         single = recommend_pb2.RecommendRequest(features=[35, 1, 300_000, 2, 1, 0])
         batch = recommend_pb2.RecommendBatchRequest(features=[35, 1, 300_000, 2, 1, 0, 62, 2, 400_000, 10, 2, 1] * (BATCH_ROWS // 2))
         targets = {
-            "echo": "ipv4:" + ",".join(f"127.0.0.1:{echo_port + 1 + i}" for i in range(workers)),
-            "inference": "ipv4:" + ",".join(f"127.0.0.1:{inference_port + 1 + i}" for i in range(workers)),
+            "echo": "ipv4:" + settings.worker_addresses(echo_port, workers),
+            "inference": "ipv4:" + settings.worker_addresses(inference_port, workers),
         }
         results = {}
         batch_concurrency = 2 * workers

@@ -4,8 +4,9 @@
     python -m gateway print-prompt      # the Bedrock prompt, to paste into the console
     python -m gateway evaluate --vectorizer local --labels FILE.jsonl   # accuracy + latency
 
-Every flag has an environment default (shown in --help) so containers and `make serve`
-configure the gateway without a wrapper script."""
+Every serve flag has an environment default (shown in --help) so containers and `make serve`
+configure the gateway without a wrapper script; flags, environment names and defaults are
+declared once, in recommender.settings.GatewaySettings."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import os
 import sys
 
 from gateway.vectorizers.base import NAMES
+from recommender.settings import GatewaySettings
 
 LOG_FORMAT = "ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 
@@ -33,43 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve", help="run the gateway gRPC server",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    serve.add_argument("--port", type=int, default=int(_env("GATEWAY_PORT", "50051")),
-                       help="gRPC port (env GATEWAY_PORT)")
-    serve.add_argument("--host", default=_env("GATEWAY_HOST", "127.0.0.1"),
-                       help="address to listen on; 0.0.0.0 for all interfaces (env GATEWAY_HOST)")
-    serve.add_argument("--inference", default=_env("GATEWAY_INFERENCE", "127.0.0.1:8500"),
-                       help="inference server address(es) host:port[,host:port...], balanced "
-                            "round-robin (env GATEWAY_INFERENCE)")
-    serve.add_argument("--vectorizer", choices=NAMES, default=_env("VECTORIZER", "local"),
-                       help="how text becomes a vector (env VECTORIZER)")
-    serve.add_argument("--fallback", choices=("local", "none"), default=_env("GATEWAY_FALLBACK", "local"),
-                       help="when Bedrock fails: answer with the local vectorizer, or UNAVAILABLE "
-                            "(env GATEWAY_FALLBACK)")
-    serve.add_argument("--bedrock-config", default=_env("BEDROCK_CONFIG"),
-                       help="JSON file with region, flowIdentifier, flowAliasIdentifier (no "
-                            "credentials: those come from the AWS default chain) (env BEDROCK_CONFIG)")
-    serve.add_argument("--model-id", default=_env("BEDROCK_MODEL_ID"),
-                       help="Bedrock Converse model id; default amazon.nova-pro-v1:0 (env BEDROCK_MODEL_ID)")
-    serve.add_argument("--bedrock-timeout", type=float, default=float(_env("BEDROCK_TIMEOUT", "10")),
-                       help="seconds per Bedrock call (env BEDROCK_TIMEOUT)")
-    serve.add_argument("--region", default=_env("AWS_REGION"), help="AWS region (env AWS_REGION)")
-    serve.add_argument("--endpoint-url", default=_env("BEDROCK_ENDPOINT_URL"),
-                       help="override the Bedrock endpoint, e.g. a local fake (env BEDROCK_ENDPOINT_URL)")
-    serve.add_argument("--cache-size", type=int, default=int(_env("GATEWAY_CACHE_SIZE", "1024")),
-                       help="texts kept in the vectorizer LRU cache; 0 disables (env GATEWAY_CACHE_SIZE)")
-    serve.add_argument("--metrics-port", type=int, default=int(_env("GATEWAY_METRICS_PORT", "9101")),
-                       help="Prometheus /metrics port; 0 disables (env GATEWAY_METRICS_PORT)")
-    serve.add_argument("--threads", type=int, default=int(_env("GATEWAY_THREADS", "32")),
-                       help="threads for blocking work: Bedrock calls, chat turns, text batches "
-                            "(env GATEWAY_THREADS)")
-    serve.add_argument("--coalesce-in-flight", type=int,
-                       default=int(_env("GATEWAY_COALESCE_IN_FLIGHT", "1")),
-                       help="single Recommends forwarded at once; calls arriving while that many are "
-                            "in flight leave together as one RecommendBatch (env GATEWAY_COALESCE_IN_FLIGHT)")
-    serve.add_argument("--grace", type=float, default=5.0,
-                       help="seconds running RPCs get to finish on SIGTERM")
-    serve.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"),
-                       help="DEBUG logs customer text; INFO and above never do (env LOG_LEVEL)")
+    # Every serve flag, its environment variable and default: recommender.settings.GatewaySettings.
+    GatewaySettings.add_arguments(serve, choices={"vectorizer": NAMES})
 
     commands.add_parser("print-prompt", help="print the Bedrock system prompt (paste it into "
                                              "the Bedrock console's prompt / flow)")
@@ -101,25 +68,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "evaluate":
         return _evaluate(args)
 
-    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
+    settings = GatewaySettings.from_args(args)
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     # botocore logs request details at DEBUG; keep it quiet even when we are not.
     logging.getLogger("botocore").setLevel(logging.WARNING)
-    from gateway.forwarding import parse_addresses
-    from gateway.server import GatewayConfig, serve
+    from gateway.backend import parse_addresses
+    from gateway.server import serve
 
     try:
-        parse_addresses(args.inference)
+        parse_addresses(settings.inference)
     except ValueError as exc:
         build_parser().error(str(exc))
-    config = GatewayConfig(
-        inference=args.inference, port=args.port, host=args.host, vectorizer=args.vectorizer,
-        fallback=args.fallback, cache_size=args.cache_size, bedrock_config=args.bedrock_config,
-        model_id=args.model_id, bedrock_timeout_s=args.bedrock_timeout, region=args.region,
-        endpoint_url=args.endpoint_url, metrics_port=args.metrics_port, threads=args.threads,
-        coalesce_in_flight=args.coalesce_in_flight, grace_s=args.grace,
-    )
     try:
-        asyncio.run(serve(config))
+        asyncio.run(serve(settings))
     except ValueError as exc:  # a bad flag combination, e.g. bedrock-flow without --bedrock-config
         print(f"gateway: {exc}", file=sys.stderr)
         return 2

@@ -16,18 +16,20 @@ version's catalog labels) and scores.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import grpc
-
 from gateway import conversions
-from gateway.forwarding import DEFAULT_TIMEOUT_S, InferenceClient
+from gateway.backend import InferenceBackend
+from recommender import errors
 from recommender.v1 import common_pb2, recommend_pb2
 
 MAX_BATCH = 256
+# A send still unanswered after this long stops holding its in-flight slot, so one batch stuck
+# on a frozen worker (it is retried elsewhere by the backend after its try deadline) never
+# holds the calls behind it.
+STALL_S = 0.25
 
 
 @dataclass
@@ -38,7 +40,7 @@ class _Waiter:
 
 
 class RecommendCoalescer:
-    def __init__(self, inference: InferenceClient, max_batch: int = MAX_BATCH,
+    def __init__(self, inference: InferenceBackend, max_batch: int = MAX_BATCH,
                  max_in_flight: int | None = None):
         self.inference = inference
         self.max_batch = max_batch
@@ -76,13 +78,24 @@ class RecommendCoalescer:
                 self._spawn(self._send_counted(group, top_k, model_version))
 
     async def _send_counted(self, waiters: list[_Waiter], top_k: int, model_version: int) -> None:
-        try:
-            await self._send(waiters, top_k, model_version)
-        finally:
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
             self._in_flight -= 1
             if self._pending and not self._flush_scheduled:
                 self._flush_scheduled = True
                 asyncio.get_running_loop().call_soon(self._flush)
+
+        stalled = asyncio.get_running_loop().call_later(STALL_S, release)
+        try:
+            await self._send(waiters, top_k, model_version)
+        finally:
+            stalled.cancel()
+            release()
 
     def _spawn(self, coroutine) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -90,16 +103,17 @@ class RecommendCoalescer:
         task.add_done_callback(self._tasks.discard)
 
     @staticmethod
-    def _timeout(waiters: Sequence[_Waiter]) -> float:
+    def _timeout(waiters: Sequence[_Waiter]) -> float | None:
         """The batch may run as long as its most patient caller allows."""
         if any(w.deadline is None for w in waiters):
-            return DEFAULT_TIMEOUT_S
+            return None
         return max(0.001, max(w.deadline for w in waiters) - time.monotonic())
 
     async def _single(self, waiter: _Waiter, top_k: int, model_version: int) -> None:
         try:
-            timeout = self._timeout([waiter])
-            response = await self.inference.recommend(waiter.features, top_k, model_version, timeout=timeout)
+            request = recommend_pb2.RecommendRequest(features=waiter.features, top_k=top_k,
+                                                     model_version=model_version)
+            response = await self.inference.recommend(request, self._timeout([waiter]))
         except Exception as exc:  # noqa: BLE001 - handed to the caller as is
             _fail(waiter, exc)
             return
@@ -115,20 +129,21 @@ class RecommendCoalescer:
             return
         flat = [value for w in waiters for value in w.features]
         try:
-            answer = await self.inference.recommend_batch(flat, top_k, model_version,
-                                                          timeout=self._timeout(waiters))
+            request = recommend_pb2.RecommendBatchRequest(features=flat, top_k=top_k, model_version=model_version)
+            answer = await self.inference.recommend_batch(request, self._timeout(waiters))
         except Exception as exc:  # noqa: BLE001 - every caller of the batch gets the error
             for waiter in waiters:
                 _fail(waiter, exc)
             return
         k = answer.top_k
-        row_errors = {e.row: e.message for e in answer.errors}
+        row_errors = {e.row: e for e in answer.errors}
         ids, names, names_ko = answer.product_ids, answer.product_names, answer.product_names_ko
         for row, waiter in enumerate(waiters):
             if waiter.future.done():
                 continue
-            if row in row_errors:
-                _fail(waiter, _RowError(row_errors[row]))
+            if row in row_errors:  # the backend's row error reads like a single call's
+                error = row_errors[row]
+                _fail(waiter, errors.InvalidArgument(error.message, field=error.field or "features"))
                 continue
             response = recommend_pb2.RecommendResponse(
                 model_version=answer.model_version, features=waiter.features,
@@ -139,21 +154,6 @@ class RecommendCoalescer:
                     product_id=ids[index], name=names[index], name_ko=names_ko[index],
                     score=answer.scores[position], rank=rank))
             waiter.future.set_result(response)
-
-
-class _RowError(grpc.RpcError):
-    """A batch row the backend refused, reported to its caller as INVALID_ARGUMENT."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        # The backend numbers rows of the batch it saw; the caller sent one vector.
-        self._message = re.sub(r"features\[row \d+\]", "features", message)
-
-    def code(self) -> grpc.StatusCode:
-        return grpc.StatusCode.INVALID_ARGUMENT
-
-    def details(self) -> str:
-        return self._message
 
 
 def _fail(waiter: _Waiter, exc: BaseException) -> None:

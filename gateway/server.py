@@ -1,8 +1,13 @@
-"""The gateway process: gRPC server with the Vectorize, Recommend and Chat services, the
-standard health service (NOT_SERVING while no inference backend answers), server reflection,
-Prometheus metrics and a graceful stop on SIGTERM/SIGINT. One grpc.aio event loop serves
-every call and drives the one channel to inference: a proxy mostly waits, and the loop
-costs less per forwarded call than a thread per call."""
+"""The gateway process: gRPC server with the Vectorize, Recommend, Chat and Metadata services,
+the standard health service (NOT_SERVING while no inference address answers), server
+reflection, Prometheus metrics and a graceful stop on SIGTERM/SIGINT. One grpc.aio event loop
+serves every call and drives the channels to inference: a proxy mostly waits, and the loop
+costs less per forwarded call than a thread per call.
+
+Built in one place (`GatewayServer.__init__`: server, interceptors, services) and bound in one
+place (`GatewayServer.start` through recommender.serving.bind); the channels to inference are
+made in gateway.backend.open_channel.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -20,76 +25,49 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from gateway import metrics
-from gateway.forwarding import MAX_MESSAGE_BYTES, InferenceClient
-from gateway.servicers import (
-    ChatServicer,
-    CountingVectorizer,
-    MetadataServicer,
-    RecommendServicer,
-    VectorizeServicer,
-)
+from gateway.backend import InferenceBackend
+from gateway.coalescing import RecommendCoalescer
+from gateway.handlers import CountingVectorizer, Handlers
+from gateway.servicers import ChatServicer, MetadataServicer, RecommendServicer, VectorizeServicer
 from gateway.vectorizers.base import Vectorizer
-from recommender import request_decoding
-from recommender.v1 import (
-    chat_pb2,
-    metadata_pb2,
-    recommend_pb2,
-    vectorize_pb2,
-)
+from recommender import request_decoding, serving
+from recommender.settings import GatewaySettings
+from recommender.v1 import chat_pb2, metadata_pb2, recommend_pb2, vectorize_pb2
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAMES = (
-    vectorize_pb2.DESCRIPTOR.services_by_name["VectorizeService"].full_name,
-    recommend_pb2.DESCRIPTOR.services_by_name["RecommendService"].full_name,
-    chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name,
-    metadata_pb2.DESCRIPTOR.services_by_name["MetadataService"].full_name,
+SERVICES = (
+    vectorize_pb2.DESCRIPTOR.services_by_name["VectorizeService"],
+    recommend_pb2.DESCRIPTOR.services_by_name["RecommendService"],
+    chat_pb2.DESCRIPTOR.services_by_name["ChatService"],
+    metadata_pb2.DESCRIPTOR.services_by_name["MetadataService"],
 )
+SERVICE_NAMES = tuple(s.full_name for s in SERVICES)
 
 
-@dataclass
-class GatewayConfig:
-    inference: str  # "host:port[,host:port...]"
-    port: int = 50051
-    host: str = "127.0.0.1"
-    vectorizer: str = "local"
-    fallback: str = "local"
-    cache_size: int = 1024
-    bedrock_config: str | None = None
-    model_id: str | None = None
-    bedrock_timeout_s: float = 10.0
-    region: str | None = None
-    endpoint_url: str | None = None
-    metrics_port: int = 9101  # 0 = no metrics endpoint
-    threads: int = 32
-    coalesce_in_flight: int = 1  # see gateway.coalescing: 1 measured best on 2 cores
-    grace_s: float = 5.0
-    health_interval_s: float = 1.0
-
-
-def build_vectorizer(config: GatewayConfig) -> Vectorizer:
+def build_vectorizer(settings: GatewaySettings) -> Vectorizer:
     from gateway.vectorizers.chain import build_vectorizer as build
 
     return build(
-        config.vectorizer,
-        fallback=None if config.fallback == "none" else config.fallback,
-        cache_size=config.cache_size,
-        bedrock_config_path=config.bedrock_config,
-        model_id=config.model_id,
-        timeout_s=config.bedrock_timeout_s,
-        region=config.region,
-        endpoint_url=config.endpoint_url,
+        settings.vectorizer,
+        fallback=None if settings.fallback == "none" else settings.fallback,
+        cache_size=settings.cache_size,
+        bedrock_config_path=settings.bedrock_config,
+        model_id=settings.model_id,
+        timeout_s=settings.bedrock_timeout_s,
+        region=settings.region,
+        endpoint_url=settings.endpoint_url,
     )
 
 
 class BackendHealthWatcher:
-    """Polls the inference backends and mirrors the answer into the gateway's own health:
-    SERVING while some backend answers SERVING, NOT_SERVING otherwise (so a load balancer
-    stops sending customers to a gateway that could only fail them)."""
+    """Checks every inference address each interval (the backend ejects the silent ones and
+    lets them back when they answer) and mirrors the result into the gateway's own health:
+    SERVING while some address answers SERVING, NOT_SERVING otherwise (so a load balancer stops
+    sending customers to a gateway that could only fail them)."""
 
-    def __init__(self, inference: InferenceClient, health_servicer: HealthServicer,
-                 interval_s: float = 1.0):
-        self.inference = inference
+    def __init__(self, backend: InferenceBackend, health_servicer: HealthServicer, interval_s: float = 1.0):
+        self.backend = backend
         self.health_servicer = health_servicer
         self.interval_s = interval_s
         self._up: bool | None = None
@@ -105,7 +83,7 @@ class BackendHealthWatcher:
                 await self._task
 
     async def check_once(self) -> bool:
-        up = await self.inference.backend_serving(timeout=min(1.0, self.interval_s * 2))
+        up = await self.backend.check(timeout=min(1.0, max(0.2, self.interval_s)))
         status = health_pb2.HealthCheckResponse.SERVING if up else health_pb2.HealthCheckResponse.NOT_SERVING
         for service in ("", *SERVICE_NAMES):
             await self.health_servicer.set(service, status)
@@ -113,7 +91,7 @@ class BackendHealthWatcher:
         if up != self._up:
             log.log(logging.INFO if up else logging.WARNING,
                     "event=inference_backend_%s addresses=%s", "up" if up else "down",
-                    ",".join(self.inference.addresses))
+                    ",".join(self.backend.addresses))
             self._up = up
         return up
 
@@ -123,66 +101,57 @@ class BackendHealthWatcher:
                 await self.check_once()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # never let the watcher die: health would freeze
-                log.exception("event=health_watch_failed")
+            except Exception as exc:  # never let the watcher die: health would freeze
+                log.error("event=health_watch_failed error=%s message=%r", type(exc).__name__, str(exc))
             await asyncio.sleep(self.interval_s)
 
 
 class GatewayServer:
-    """Build inside a running event loop (`asyncio.run(serve(config))` does)."""
+    """Build inside a running event loop (`asyncio.run(serve(settings))` does)."""
 
-    def __init__(self, config: GatewayConfig, vectorizer: Vectorizer | None = None,
-                 chat_engine=None):
-        self.config = config
-        self.vectorizer = CountingVectorizer(vectorizer or build_vectorizer(config))
+    def __init__(self, settings: GatewaySettings, vectorizer: Vectorizer | None = None,
+                 chat_engine=None, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()):
+        self.settings = settings
+        self.vectorizer = CountingVectorizer(vectorizer or build_vectorizer(settings))
         if chat_engine is None:
             from gateway.chat.dialogue import ChatEngine
 
             chat_engine = ChatEngine(self.vectorizer)
-        self.inference = InferenceClient(config.inference)
-        # Synchronous work (Bedrock calls, chat turns, text batches) runs here, off the loop.
-        self._pool = ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="blocking")
+        self.backend = InferenceBackend(settings)
+        # Blocking work (Bedrock calls, text batches) runs here, off the loop.
+        self._pool = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="blocking")
         self._text_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="batch-texts")
-        self.server = grpc.aio.server(
-            options=[
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.so_reuseport", 0),  # a second gateway on the same port must fail loudly
-            ],
-        )
-        # Registered through recommender.request_decoding so undecodable requests (text that is not UTF-8)
-        # get INVALID_ARGUMENT instead of grpc's INTERNAL.
-        request_decoding.add_servicer(VectorizeServicer(self.vectorizer, self._pool),
-                          vectorize_pb2.DESCRIPTOR.services_by_name["VectorizeService"], self.server)
-        request_decoding.add_servicer(RecommendServicer(self.vectorizer, self.inference, self._pool, self._text_pool,
-                                            coalesce_in_flight=config.coalesce_in_flight),
-                          recommend_pb2.DESCRIPTOR.services_by_name["RecommendService"], self.server)
-        request_decoding.add_servicer(ChatServicer(chat_engine, self.inference, self._pool),
-                          chat_pb2.DESCRIPTOR.services_by_name["ChatService"], self.server)
-        request_decoding.add_servicer(MetadataServicer(self.inference, self.vectorizer.name),
-                          metadata_pb2.DESCRIPTOR.services_by_name["MetadataService"], self.server)
+        coalescer = (RecommendCoalescer(self.backend, max_in_flight=settings.coalesce_in_flight)
+                     if settings.coalesce_in_flight > 0 else None)
+        self.handlers = Handlers(self.vectorizer, self.backend, chat_engine, self._pool, self._text_pool,
+                                 coalescer=coalescer)
+        self.server = serving.new_server(settings, interceptors=interceptors)
+        # Registered through recommender.request_decoding so undecodable requests (text that is
+        # not UTF-8) get INVALID_ARGUMENT instead of grpc's INTERNAL.
+        for servicer, service in zip(
+                (VectorizeServicer(self.handlers), RecommendServicer(self.handlers),
+                 ChatServicer(self.handlers), MetadataServicer(self.handlers)), SERVICES, strict=True):
+            request_decoding.add_servicer(servicer, service, self.server)
         self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
-        self.watcher = BackendHealthWatcher(self.inference, self.health, config.health_interval_s)
+        self.watcher = BackendHealthWatcher(self.backend, self.health, settings.health_interval_s)
         self.bound_port: int | None = None
         self._stopped = False
 
     async def start(self) -> int:
         for service in ("", *SERVICE_NAMES):
             await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
-        address = f"{self.config.host}:{self.config.port}"
-        self.bound_port = self.server.add_insecure_port(address)
-        if not self.bound_port:
-            raise OSError(f"cannot listen on {address}")
-        if self.config.metrics_port:
-            start_http_server(self.config.metrics_port, addr=self.config.host)
+        self.bound_port = serving.bind(self.server, self.settings.host, self.settings.port, self.settings)
+        if self.settings.metrics_port:
+            start_http_server(self.settings.metrics_port, addr=self.settings.host)
         await self.server.start()
         self.watcher.start()
         log.info("event=gateway_started address=%s:%d inference=%s vectorizer=%s fallback=%s "
-                 "metrics_port=%s", self.config.host, self.bound_port, self.inference.target,
-                 self.config.vectorizer, self.config.fallback, self.config.metrics_port or "off")
+                 "coalescing=%s metrics_port=%s", self.settings.host, self.bound_port,
+                 ",".join(self.backend.addresses), self.settings.vectorizer, self.settings.fallback,
+                 self.settings.coalesce_in_flight or "off", self.settings.metrics_port or "off")
         return self.bound_port
 
     async def stop(self, grace_s: float | None = None) -> None:
@@ -190,20 +159,20 @@ class GatewayServer:
         if self._stopped:
             return
         self._stopped = True
-        grace = self.config.grace_s if grace_s is None else grace_s
+        grace = self.settings.grace_s if grace_s is None else grace_s
         log.info("event=gateway_stopping grace_s=%s", grace)
         await self.watcher.stop()
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
-        await self.inference.close()
+        await self.backend.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._text_pool.shutdown(wait=False, cancel_futures=True)
         log.info("event=gateway_stopped")
 
 
-async def serve(config: GatewayConfig) -> None:
+async def serve(settings: GatewaySettings) -> None:
     """Run the gateway until SIGTERM or SIGINT, then stop gracefully."""
-    server = GatewayServer(config)
+    server = GatewayServer(settings)
     done = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 from typing import Generic, Protocol, TypeVar
 
+from recommender import errors
+
 
 class Versioned(Protocol):
     version: int
@@ -18,12 +20,12 @@ class Versioned(Protocol):
 M = TypeVar("M", bound=Versioned)
 
 
-class VersionNotLoaded(LookupError):
-    """A pinned version that is not (or no longer) loaded."""
+class VersionNotLoaded(errors.NotFound, LookupError):
+    """A pinned version that is not (or no longer) loaded (NOT_FOUND)."""
 
 
-class NoModelLoaded(RuntimeError):
-    """No version is loaded yet (the server reports NOT_SERVING meanwhile)."""
+class NoModelLoaded(errors.Unavailable):
+    """No version is loaded yet (UNAVAILABLE; the server reports NOT_SERVING meanwhile)."""
 
 
 class ModelManager(Generic[M]):

@@ -57,6 +57,10 @@ class WorkerMetrics:
         if rows:
             self._rows.inc(rows)
 
+    def observe_rows(self, rows: int) -> None:
+        """Customer vectors scored by a batch or stream message."""
+        self._rows.inc(rows)
+
     def observe_batch(self, rows: int, source: str = "dynamic_batcher") -> None:
         (self._batched if source == "dynamic_batcher" else self._batch_rpc).observe(rows)
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recommender.schema import FEATURE_COUNT, SLOTS, InvalidFeatures, validate_features, validate_matrix
+from recommender.errors import InvalidArgument, RowProblem
+from recommender.schema import FEATURE_COUNT, SLOTS, InvalidFeatures, invalid_rows, validate_features
 
 # (low, high, must be whole) per slot, derived from the schema. A coded slot's valid values
 # are 0 plus its codes; the fast path below is exact only while those codes are 1..high.
@@ -37,19 +38,30 @@ _HIGH32 = np.array([b[1] for b in _BOUNDS], dtype=np.float32)
 _WHOLE = np.array([b[2] for b in _BOUNDS])
 
 
-def matrix_errors(matrix: np.ndarray) -> list[InvalidFeatures]:
-    """schema.validate_matrix, after a float32 fast check (about half its cost) that
-    proves the common all-valid batch clean; any doubt takes the schema's full check."""
+def matrix_errors(matrix: np.ndarray) -> list[RowProblem]:
+    """The rows of an (N, 6) matrix that break the contract, each with the field and the
+    message a single call for that customer would get ("features[2] budget must be ...").
+    A float32 fast check (about half the cost) proves the common all-valid batch clean; any
+    doubt takes the schema's full check."""
     if _CODES_CONTIGUOUS and matrix.dtype == np.float32:
         in_range = ((matrix >= _LOW32) & (matrix <= _HIGH32)).all()  # NaN compares False
         whole = matrix[:, _WHOLE]
         if in_range and (whole == np.floor(whole)).all():
             return []
-    return validate_matrix(matrix)
+    problems = []
+    for row in np.flatnonzero(invalid_rows(matrix)):
+        try:
+            validate_features(matrix[row])
+        except InvalidFeatures as exc:
+            problems.append(RowProblem(int(row), exc.field, exc.message))
+    return problems
 
 
-class InvalidRequest(ValueError):
-    """The request as a whole is unusable (INVALID_ARGUMENT)."""
+class InvalidRequest(InvalidArgument):
+    """The request as a whole is unusable (INVALID_ARGUMENT on `features`)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, field="features")
 
 
 def rank_one(probabilities: np.ndarray, top_k: int) -> list[tuple[int, float]]:
@@ -86,7 +98,7 @@ def batch_matrix(flat: np.ndarray, max_rows: int) -> np.ndarray:
 class BatchResult:
     indices: np.ndarray  # (N, k) int32, -1 for invalid rows
     scores: np.ndarray  # (N, k) float32, 0 for invalid rows
-    errors: list[InvalidFeatures]
+    errors: list[RowProblem]
 
 
 def score_batch(predict, matrix: np.ndarray, top_k: int) -> BatchResult:

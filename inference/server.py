@@ -12,6 +12,7 @@ import asyncio
 import gc
 import logging
 import signal
+from collections.abc import Sequence
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -19,24 +20,25 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from inference.batching import DynamicBatcher
-from inference.config import ServerConfig
 from inference.manager import ModelManager
 from inference.metrics import WorkerMetrics
 from inference.repository import VersionSource
-from inference.servicer import RecommendServicer
-from recommender import request_decoding
-from recommender.v1 import recommend_pb2
+from inference.servicer import MetadataServicer, RecommendServicer
+from recommender import request_decoding, serving
+from recommender.settings import InferenceSettings
+from recommender.v1 import metadata_pb2, recommend_pb2
 
 log = logging.getLogger("inference.server")
 
 SERVICE_NAME = recommend_pb2.DESCRIPTOR.services_by_name["RecommendService"].full_name
+METADATA_SERVICE_NAME = metadata_pb2.DESCRIPTOR.services_by_name["MetadataService"].full_name
 KEEP_VERSIONS = 2
 
 
 class ModelPoller:
     """Loads new versions from the source into the manager (blocking; run in a thread)."""
 
-    def __init__(self, config: ServerConfig, manager: ModelManager, metrics: WorkerMetrics, worker: int):
+    def __init__(self, config: InferenceSettings, manager: ModelManager, metrics: WorkerMetrics, worker: int):
         self.config = config
         self.manager = manager
         self.metrics = metrics
@@ -65,32 +67,40 @@ class ModelPoller:
         return installed
 
 
-async def serve_worker(config: ServerConfig, worker: int) -> None:
-    metrics = WorkerMetrics(worker)
-    manager: ModelManager = ModelManager(keep=KEEP_VERSIONS)
-    batcher = DynamicBatcher(config.max_batch_size, config.batch_timeout_ms / 1000.0,
-                             on_batch=metrics.observe_batch)
-    server = grpc.aio.server(options=[
-        ("grpc.so_reuseport", 1),
-        ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-        ("grpc.max_send_message_length", 64 * 1024 * 1024),
-    ])
+def build_server(config: InferenceSettings, manager: ModelManager, batcher: DynamicBatcher,
+                 metrics: WorkerMetrics, poller: ModelPoller, health: HealthServicer,
+                 interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> grpc.aio.Server:
+    """THE place a worker's server is built: limits and interceptors (recommender.serving),
+    the services, health and reflection. SO_REUSEPORT: every worker shares --port."""
+    server = serving.new_server(config, interceptors=interceptors, reuseport=True)
     # Lenient decoding: bytes that are not a valid request (text that is not UTF-8) reach the
     # servicer as UndecodableRequest and get INVALID_ARGUMENT, not grpc's UNKNOWN.
     request_decoding.add_servicer(RecommendServicer(manager, batcher, metrics, config.max_batch_rows),
                                   recommend_pb2.DESCRIPTOR.services_by_name["RecommendService"], server)
-    health = HealthServicer()
+    request_decoding.add_servicer(MetadataServicer(manager, poller.source, metrics, config.max_batch_rows),
+                                  metadata_pb2.DESCRIPTOR.services_by_name["MetadataService"], server)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        (SERVICE_NAME, METADATA_SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME),
         server)
+    return server
+
+
+async def serve_worker(config: InferenceSettings, worker: int) -> None:
+    metrics = WorkerMetrics(worker)
+    manager: ModelManager = ModelManager(keep=KEEP_VERSIONS)
+    batcher = DynamicBatcher(config.max_batch_size, config.batch_timeout_ms / 1000.0,
+                             on_batch=metrics.observe_batch)
+    poller = ModelPoller(config, manager, metrics, worker)
+    health = HealthServicer()
+    server = build_server(config, manager, batcher, metrics, poller, health)
     for service in ("", SERVICE_NAME):
         await health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
 
     own_port = config.worker_port(worker)
     for port in (config.port, own_port):
-        if server.add_insecure_port(f"{config.host}:{port}") == 0:
-            raise OSError(f"cannot listen on {config.host}:{port}")
+        serving.bind(server, config.host, port, config)
     await server.start()
     log.info("event=worker_listening worker=%d shared_port=%d own_port=%d", worker, config.port, own_port)
 
@@ -99,11 +109,10 @@ async def serve_worker(config: ServerConfig, worker: int) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
 
-    poller = ModelPoller(config, manager, metrics, worker)
-    serving = False
+    is_serving = False
 
     async def poll_forever():
-        nonlocal serving
+        nonlocal is_serving
         while not stopping.is_set():
             try:
                 # Listing the folder is a few syscalls: do it on the loop. Only a real load goes
@@ -119,8 +128,8 @@ async def serve_worker(config: ServerConfig, worker: int) -> None:
                         gc.freeze()
             except Exception:  # a bad folder must not stop polling
                 log.exception("event=poll_error worker=%d", worker)
-            if manager.ready and not serving:
-                serving = True
+            if manager.ready and not is_serving:
+                is_serving = True
                 for service in ("", SERVICE_NAME):
                     await health.set(service, health_pb2.HealthCheckResponse.SERVING)
             try:
@@ -138,5 +147,5 @@ async def serve_worker(config: ServerConfig, worker: int) -> None:
     log.info("event=worker_stopped worker=%d", worker)
 
 
-def run_worker(config: ServerConfig, worker: int) -> None:
+def run_worker(config: InferenceSettings, worker: int) -> None:
     asyncio.run(serve_worker(config, worker))

@@ -1,24 +1,27 @@
-"""recommender.v1.RecommendService for vectors: parse, call the domain code, map errors.
+"""recommender.v1.RecommendService for vectors (and MetadataService): thin methods that parse,
+call the domain code (inference.scoring, the batcher, the model manager) and return.
 
-Bad input is INVALID_ARGUMENT, an unknown pinned version NOT_FOUND, no model yet
-UNAVAILABLE; a bug surfaces as INTERNAL with its type, but never kills the worker.
+Errors are recommender.errors raised by that code (bad input INVALID_ARGUMENT with its field,
+an unknown pinned version NOT_FOUND, no model yet UNAVAILABLE); recommender.serving's wrappers
+turn them into statuses and count every call. A bug is INTERNAL with one log line and never
+kills the worker. A bad row of a batch is a row error in the answer, not a failed call.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 
 import grpc
 import numpy as np
 
 from inference import metadata, wire
 from inference.batching import DynamicBatcher
-from inference.manager import ModelManager, NoModelLoaded, VersionNotLoaded
+from inference.manager import ModelManager, VersionNotLoaded
 from inference.metrics import WorkerMetrics
-from inference.scoring import InvalidRequest, batch_matrix, rank_one, score_batch, validate_vector
-from recommender.request_decoding import UndecodableRequest
-from recommender.schema import InvalidFeatures, resolve_top_k
+from inference.scoring import batch_matrix, rank_one, score_batch, validate_vector
+from recommender import errors
+from recommender.schema import resolve_top_k
+from recommender.serving import streaming, unary
 from recommender.v1 import common_pb2, metadata_pb2_grpc, recommend_pb2, recommend_pb2_grpc
 
 log = logging.getLogger("inference.servicer")
@@ -33,41 +36,21 @@ _SCORES = _BATCH_FIELDS["scores"].number
 _FEATURES = _BATCH_FIELDS["features"].number
 
 
-class RpcFailure(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code = code
-
-
-def _decoded(request):
-    """The request, unless its bytes could not be decoded (see recommender.request_decoding)."""
-    if isinstance(request, UndecodableRequest):
-        raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, request.describe())
-    return request
-
-
-def _model(manager: ModelManager, version: int):
-    try:
-        return manager.get(version)
-    except VersionNotLoaded as exc:
-        raise RpcFailure(grpc.StatusCode.NOT_FOUND, str(exc)) from None
-    except NoModelLoaded as exc:
-        raise RpcFailure(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
-
-
-def _top_k(top_k: int, model) -> int:
-    try:
-        return resolve_top_k(top_k, len(model.catalog))
-    except ValueError as exc:
-        raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
-
-
 def _slots(f) -> common_pb2.CustomerSlots:
     return common_pb2.CustomerSlots(age=int(f[0]), gender=int(f[1]), budget=int(f[2]),
                                     interest=int(f[3]), purpose=int(f[4]), season=int(f[5]))
 
 
-class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
+class _Recorded:
+    """Counts each call in the worker's metrics (used by recommender.serving's wrappers)."""
+
+    metrics: WorkerMetrics
+
+    def record(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
+        self.metrics.observe_request(method, code.name, seconds, 0)
+
+
+class RecommendServicer(_Recorded, recommend_pb2_grpc.RecommendServiceServicer):
     def __init__(self, manager: ModelManager, batcher: DynamicBatcher, metrics: WorkerMetrics,
                  max_batch_rows: int):
         self.manager = manager
@@ -75,27 +58,13 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
         self.metrics = metrics
         self.max_batch_rows = max_batch_rows
 
-    # ------------------------------------------------------------------ Recommend
-
+    @unary("Recommend")
     async def Recommend(self, request, context):
-        started = time.perf_counter()
-        try:
-            response = await self._recommend(request)
-        except Exception as exc:
-            await self._fail("Recommend", exc, started, context)
-        self.metrics.observe_request("Recommend", "OK", time.perf_counter() - started, 0)
-        return response
-
-    async def _recommend(self, request):
-        _decoded(request)
         if request.text:
-            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, TEXT_NOT_ACCEPTED)
-        try:
-            features = validate_vector(request.features)
-        except InvalidFeatures as exc:
-            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
-        model = _model(self.manager, request.model_version)
-        k = _top_k(request.top_k, model)
+            raise errors.InvalidArgument(TEXT_NOT_ACCEPTED, field="text")
+        features = validate_vector(request.features)
+        model = self.manager.get(request.model_version)
+        k = resolve_top_k(request.top_k, len(model.catalog))
         probabilities = await self.batcher.submit(model, features)
         response = recommend_pb2.RecommendResponse(
             model_version=model.version, features=features, slots=_slots(features))
@@ -106,41 +75,31 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
                                name_ko=product.name_ko, score=score, rank=position)
         return response
 
-    # ------------------------------------------------------------------ batches
-
+    @unary("RecommendBatch")
     async def RecommendBatch(self, request, context):
-        started = time.perf_counter()
-        try:
-            response = self._batch(request)
-        except Exception as exc:
-            await self._fail("RecommendBatch", exc, started, context)
-        self.metrics.observe_request("RecommendBatch", "OK", time.perf_counter() - started, response.rows)
-        return response
+        return self._batch(request)
 
+    @streaming("RecommendStream")
     async def RecommendStream(self, request_iterator, context):
-        started = time.perf_counter()
-        answered = 0
-        try:
-            async for request in request_iterator:
-                response = self._batch(_decoded(request).batch)
-                answered += response.rows
-                yield recommend_pb2.RecommendStreamResponse(batch=response)
-        except Exception as exc:
-            await self._fail("RecommendStream", exc, started, context)
-        self.metrics.observe_request("RecommendStream", "OK", time.perf_counter() - started, answered)
+        index = 0
+        async for request in request_iterator:
+            try:
+                response = self._batch(request.batch)
+            except errors.ServiceError as exc:  # a malformed message ends the stream, named
+                raise exc.prefixed(f"stream message {index}: ") from None
+            index += 1
+            yield recommend_pb2.RecommendStreamResponse(batch=response)
 
     def _batch(self, request):
-        _decoded(request)
+        """Score a batch message in one model call; bad rows come back in `errors`."""
         if len(request.texts):
-            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, TEXTS_NOT_ACCEPTED)
-        try:
-            matrix = batch_matrix(np.asarray(request.features, dtype=np.float32), self.max_batch_rows)
-        except InvalidRequest as exc:
-            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
-        model = _model(self.manager, request.model_version)
-        k = _top_k(request.top_k, model)
+            raise errors.InvalidArgument(TEXTS_NOT_ACCEPTED, field="texts")
+        matrix = batch_matrix(np.asarray(request.features, dtype=np.float32), self.max_batch_rows)
+        model = self.manager.get(request.model_version)
+        k = resolve_top_k(request.top_k, len(model.catalog))
         result = score_batch(model.predict, matrix, k)
         self.metrics.observe_batch(matrix.shape[0] - len(result.errors), "batch_rpc")
+        self.metrics.observe_rows(matrix.shape[0])
         response = recommend_pb2.RecommendBatchResponse(
             model_version=model.version, top_k=k, rows=matrix.shape[0], product_ids=model.product_ids,
             product_names=model.product_names, product_names_ko=model.product_names_ko)
@@ -150,24 +109,12 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
             indices = b""
         response.MergeFromString(indices + wire.packed_float(_SCORES, result.scores)
                                  + wire.packed_float(_FEATURES, matrix))
-        for error in result.errors:
-            response.errors.add(row=error.row, message=str(error))
+        for problem in result.errors:
+            response.errors.add(row=problem.row, field=problem.field, message=problem.message)
         return response
 
-    # ------------------------------------------------------------------ errors
 
-    async def _fail(self, method: str, exc: Exception, started: float, context) -> None:
-        if isinstance(exc, RpcFailure):
-            code, message = exc.code, str(exc)
-        else:
-            # A bug, not bad input: say so, keep the worker alive, log the traceback.
-            log.exception("event=unexpected_error method=%s", method)
-            code, message = grpc.StatusCode.INTERNAL, f"unexpected {type(exc).__name__}; see the server log"
-        self.metrics.observe_request(method, code.name, time.perf_counter() - started, 0)
-        await context.abort(code, message)
-
-
-class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
+class MetadataServicer(_Recorded, metadata_pb2_grpc.MetadataServiceServicer):
     """recommender.v1.MetadataService: this worker's versions and their state (inference.metadata)."""
 
     def __init__(self, manager: ModelManager, source, metrics: WorkerMetrics, max_batch_rows: int):
@@ -176,14 +123,12 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         self.metrics = metrics
         self.max_batch_rows = max_batch_rows
 
+    @unary("GetMetadata")
     async def GetMetadata(self, request, context):
-        started = time.perf_counter()
         loaded = {}
         for version in self.manager.versions():
             try:
                 loaded[version] = self.manager.get(version)
             except VersionNotLoaded:  # unloaded between the two reads
                 continue
-        response = metadata.describe(loaded, self.source.available(), self.source.failed, self.max_batch_rows)
-        self.metrics.observe_request("GetMetadata", "OK", time.perf_counter() - started, 0)
-        return response
+        return metadata.describe(loaded, self.source.available(), self.source.failed, self.max_batch_rows)

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,8 +20,8 @@ import tempfile
 import threading
 import time
 
-from inference.config import ServerConfig
 from inference.metrics import MULTIPROC_ENV
+from recommender.settings import InferenceSettings
 
 log = logging.getLogger("inference.workers")
 
@@ -41,7 +42,7 @@ class Worker:
 
 
 class Supervisor:
-    def __init__(self, config: ServerConfig):
+    def __init__(self, config: InferenceSettings):
         self.config = config
         self.workers = [Worker(i) for i in range(config.workers)]
         self.stopping = threading.Event()
@@ -72,8 +73,18 @@ class Supervisor:
         worker.process = None
 
     def run(self) -> int:
+        """Supervise until SIGTERM/SIGINT. The metrics folder made here is removed on the way
+        out (one given through the environment belongs to whoever set it)."""
+        owned_folder = None
         if not os.environ.get(MULTIPROC_ENV):
-            os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="inference-metrics-")
+            owned_folder = os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="inference-metrics-")
+        try:
+            return self._run()
+        finally:
+            if owned_folder is not None:
+                shutil.rmtree(owned_folder, ignore_errors=True)
+
+    def _run(self) -> int:
         from inference.metrics import serve_aggregated, supervisor_metrics
 
         self._restarts = supervisor_metrics()

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from recommender.errors import InvalidArgument
+
 SCHEMA_VERSION = "1"
 
 FEATURE_COUNT = 6
@@ -210,12 +212,14 @@ DEFAULT_CATALOG = Catalog(
 # --------------------------------------------------------------------------- validation
 
 
-class InvalidFeatures(ValueError):
-    """A vector that breaks the contract. `slot` is the offending slot name, or None
-    when the problem is the vector as a whole (e.g. its length)."""
+class InvalidFeatures(InvalidArgument):
+    """A vector that breaks the contract (INVALID_ARGUMENT). `slot` is the offending slot
+    name, or None when the problem is the vector as a whole (e.g. its length); `field` the
+    request field, e.g. "features[2]"."""
 
-    def __init__(self, message: str, slot: str | None = None, row: int | None = None):
-        super().__init__(message)
+    def __init__(self, message: str, slot: str | None = None, row: int | None = None,
+                 field: str = "features"):
+        super().__init__(message, field=field)
         self.slot = slot
         self.row = row
 
@@ -251,16 +255,16 @@ def validate_features(values: Sequence[float], prefix: str = "features") -> tupl
     try:
         floats = tuple(float(v) for v in values)
     except (TypeError, ValueError) as exc:
-        raise InvalidFeatures(f"{prefix} must be numbers: {exc}") from exc
+        raise InvalidFeatures(f"{prefix} must be numbers: {exc}", field=prefix) from exc
     if len(floats) != FEATURE_COUNT:
         raise InvalidFeatures(
             f"{prefix} must have exactly {FEATURE_COUNT} values "
-            f"({', '.join(SLOT_NAMES)}), got {len(floats)}"
+            f"({', '.join(SLOT_NAMES)}), got {len(floats)}", field=prefix
         )
     for slot, value in zip(SLOTS, floats, strict=False):
         problem = _slot_error(slot, value, prefix)
         if problem:
-            raise InvalidFeatures(problem, slot=slot.name)
+            raise InvalidFeatures(problem, slot=slot.name, field=f"{prefix}[{slot.index}]")
     return floats
 
 
@@ -289,7 +293,7 @@ def validate_matrix(matrix: np.ndarray, prefix: str = "features") -> list[Invali
     m = np.asarray(matrix)
     if m.ndim != 2 or m.shape[1] != FEATURE_COUNT:
         raise InvalidFeatures(
-            f"{prefix} must be rows of {FEATURE_COUNT} values, got shape {tuple(m.shape)}"
+            f"{prefix} must be rows of {FEATURE_COUNT} values, got shape {tuple(m.shape)}", field=prefix
         )
     errors = []
     for row in np.flatnonzero(invalid_rows(m)):
@@ -302,17 +306,23 @@ def validate_matrix(matrix: np.ndarray, prefix: str = "features") -> list[Invali
 
 
 def resolve_top_k(top_k: int, catalog_size: int = MAX_TOP_K) -> int:
-    """0 means the default (3); otherwise 1..min(10, catalog size)."""
+    """0 means the default (3); otherwise 1..min(10, catalog size). Raises InvalidArgument
+    (field top_k)."""
     limit = min(MAX_TOP_K, catalog_size)
     if top_k == 0:
         return min(DEFAULT_TOP_K, limit)
     if top_k < 1 or top_k > limit:
-        raise ValueError(f"top_k must be between 1 and {limit} (0 means {DEFAULT_TOP_K}), got {top_k}")
+        raise InvalidArgument(f"top_k must be between 1 and {limit} (0 means {DEFAULT_TOP_K}), got {top_k}",
+                              field="top_k")
     return int(top_k)
 
 
-class InvalidText(ValueError):
-    """Customer text that cannot be vectorized (empty, too long, not UTF-8)."""
+class InvalidText(InvalidArgument):
+    """Customer text that cannot be vectorized (empty, too long, not UTF-8): INVALID_ARGUMENT
+    on field `text` unless the caller names another (e.g. "texts[3]")."""
+
+    def __init__(self, message: str, field: str = "text"):
+        super().__init__(message, field=field)
 
 
 def validate_text(text: str | bytes) -> str:

@@ -9,13 +9,15 @@ answer any turn and ChatEngine itself is stateless (safe to share between thread
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from gateway import conversions
 from gateway.chat import intents, replies
 from gateway.vectorizers import base
 from recommender import schema
+from recommender.errors import InvalidArgument
+from recommender.text import detect_language, has_letters
 from recommender.v1 import chat_pb2, common_pb2, recommend_pb2
 
 log = logging.getLogger(__name__)
@@ -32,24 +34,17 @@ FOLLOW_UP_ORDER: tuple[str, ...] = ("interest", "budget", "purpose", "age", "gen
 # model would only return the overall best sellers.
 RECOMMEND_AFTER: tuple[str, ...] = ("interest", "budget")
 
-_HANGUL = re.compile(r"[\uac00-\ud7a3\u3131-\u318e]")
-_LATIN = re.compile(r"[A-Za-z]")
-
-try:  # written by another part of the gateway; the vectorizer's own guess is the fallback
-    from gateway.language import detect_language as _detect_language
-except ImportError:  # pragma: no cover - only while gateway.language does not exist yet
-    _detect_language = None
 
 
 def turn_language(text: str, vectorized: str, previous: str) -> str:
-    """The language to answer in: the current turn's. A turn without letters ("30만원" is not,
-    "300000" is) keeps the conversation's language."""
-    if not _HANGUL.search(text) and not _LATIN.search(text) and previous in (replies.KO, replies.EN):
+    """The language to answer in: the current turn's (recommender.text.detect_language, the one
+    detector every part uses). A turn without letters ("30만원" is not, "300000" is) keeps the
+    conversation's language."""
+    if not has_letters(text) and previous in (replies.KO, replies.EN):
         return previous
-    if _detect_language is not None:
-        detected = _detect_language(text)
-        if detected in (replies.KO, replies.EN):
-            return detected
+    detected = detect_language(text)
+    if detected in (replies.KO, replies.EN):
+        return detected
     return replies.KO if vectorized == replies.KO else replies.EN
 
 
@@ -99,6 +94,44 @@ def ready_to_recommend(features: Sequence[float]) -> bool:
     return any(features[schema.SLOT_BY_NAME[name].index] for name in RECOMMEND_AFTER)
 
 
+# The turn counter travels in the state as int32 and is incremented each turn.
+MAX_TURN = 2**31 - 2
+LANGUAGES = ("", replies.KO, replies.EN)
+
+
+def validate_state(state: chat_pb2.ConversationState) -> None:
+    """A state the client sent back must be one this server could have produced: each
+    problem is INVALID_ARGUMENT naming the field (state.turn, state.asked[i], ...)."""
+    if not 0 <= state.turn <= MAX_TURN:
+        raise InvalidArgument(f"state.turn must be between 0 and {MAX_TURN} (send back the state "
+                              f"you received), got {state.turn}", field="state.turn")
+    for index, slot in enumerate(state.asked):
+        if slot not in _SLOT_VALUES:
+            raise InvalidArgument(f"state.asked[{index}] must be a Slot value (1-{len(schema.SLOTS)}), "
+                                  f"got {slot}", field=f"state.asked[{index}]")
+    if state.language not in LANGUAGES:
+        raise InvalidArgument(f"state.language must be \"ko\", \"en\" or empty, got {state.language[:20]!r}",
+                              field="state.language")
+
+
+_SLOT_VALUES = frozenset(common_pb2.Slot.values())
+
+
+@dataclass
+class TurnPlan:
+    """What the first half of a turn understood (ChatEngine.understand), for the second."""
+
+    request: chat_pb2.ChatRequest
+    result: base.VectorizeResult
+    stated: tuple[float, ...]
+    language: str
+    intent: intents.Intent
+    features: tuple[float, ...]
+    asked: set[str]
+    parts: list[str]
+    wants_scores: bool
+
+
 class ChatEngine:
     """Answers one ChatRequest at a time. `vectorizer` follows gateway.vectorizers.base.Vectorizer."""
 
@@ -109,12 +142,22 @@ class ChatEngine:
         self.catalog = catalog
 
     def turn(self, request: chat_pb2.ChatRequest, recommend: RecommendFn) -> chat_pb2.ChatResponse:
-        """Answer one turn.
+        """Answer one turn (plain synchronous form of understand -> score -> answer).
 
-        Raises schema.InvalidText for bad text, schema.InvalidFeatures for a state whose
-        features break the contract, base.VectorizerUnavailable when the text cannot be read;
+        Raises schema.InvalidText for bad text, InvalidArgument naming the field for a state
+        that breaks the contract, base.VectorizerUnavailable when the text cannot be read;
         errors of `recommend` propagate unchanged."""
+        plan = self.understand(request)
+        response = recommend(plan.features, request.top_k) if plan.wants_scores else None
+        return self.answer(plan, response)
+
+    def understand(self, request: chat_pb2.ChatRequest) -> TurnPlan:
+        """The first half of a turn: read the text and merge it into the state. No I/O but the
+        vectorizer's; the gateway scores `plan.features` when `plan.wants_scores`, on its
+        event loop, then calls `answer`."""
         text = schema.validate_text(request.text)
+        schema.resolve_top_k(request.top_k)
+        validate_state(request.state)
         previous = state_features(request.state)
         asked = {schema.SLOTS[conversions.slot_index(s)].name for s in request.state.asked
                  if s != common_pb2.SLOT_UNSPECIFIED}
@@ -145,13 +188,23 @@ class ChatEngine:
         if said_something:
             parts.append(replies.understood(features, language))
 
-        items: list[common_pb2.RecommendedItem] = []
-        model_version = 0
         # Recommend when this turn told us something (or skipped a question) and a use or
         # budget is known; "thanks" or off-topic text just gets a polite answer.
         answered = said_something or intent is intents.Intent.NO_PREFERENCE
-        if answered and ready_to_recommend(features):
-            response = recommend(features, request.top_k)
+        return TurnPlan(request=request, result=result, stated=stated, language=language, intent=intent,
+                        features=features, asked=asked, parts=parts,
+                        wants_scores=answered and ready_to_recommend(features))
+
+    def answer(self, plan: TurnPlan, response: recommend_pb2.RecommendResponse | None) -> chat_pb2.ChatResponse:
+        """The second half of a turn: the reply, from the plan and the scores (None when the
+        plan did not want any)."""
+        request, features, asked, language, intent = (
+            plan.request, plan.features, set(plan.asked), plan.language, plan.intent)
+        parts = list(plan.parts)
+        said_something = any(plan.stated)
+        items: list[common_pb2.RecommendedItem] = []
+        model_version = 0
+        if response is not None:
             model_version = response.model_version
             items = list(response.items)
             if items:
@@ -178,7 +231,7 @@ class ChatEngine:
             language=language,
         )
         log.debug("chat turn=%d language=%s intent=%s stated=%d follow_up=%s items=%d",
-                  state.turn, language, intent.value, sum(1 for v in stated if v),
+                  state.turn, language, intent.value, sum(1 for v in plan.stated if v),
                   follow_up or "-", len(items))
         return chat_pb2.ChatResponse(
             reply="\n".join(p for p in parts if p),
@@ -188,7 +241,7 @@ class ChatEngine:
             follow_up=(conversions.slot_enum(schema.SLOT_BY_NAME[follow_up].index)
                        if follow_up else common_pb2.SLOT_UNSPECIFIED),
             model_version=model_version,
-            vectorizer=conversions.vectorizer_enum(result.vectorizer),
+            vectorizer=conversions.vectorizer_enum(plan.result.vectorizer),
         )
 
     def _recommendation_text(self, items: Sequence[common_pb2.RecommendedItem],

@@ -29,11 +29,9 @@ from gateway.vectorizers.base import (
     VectorizeResult,
     VectorizerUnavailable,
 )
+from recommender.settings import DEFAULT_CACHE_SIZE  # the one default (gateway --cache-size)
 
 log = logging.getLogger(__name__)
-
-DEFAULT_CACHE_SIZE = 4096
-
 
 def normalize_key(text: str) -> str:
     """Cache key: texts that differ only in Unicode form, case or spacing share a vector."""

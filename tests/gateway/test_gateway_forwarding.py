@@ -1,20 +1,14 @@
-"""Plain-Python parts of forwarding: address parsing, the channel's service config, and how a
-batch of texts becomes one vector batch and is spread back over the caller's rows."""
+"""Plain-Python parts of the gateway's forwarding: address parsing (gateway.backend), and how a
+batch of texts becomes one vector batch and is spread back over the caller's rows
+(gateway.batches)."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 
 from gateway import conversions
-from gateway.forwarding import (
-    channel_target,
-    merge_batch,
-    parse_addresses,
-    prepare_text_batch,
-    service_config,
-)
+from gateway.backend import parse_addresses, resolve
+from gateway.batches import merge_batch, prepare_text_batch
 from gateway.vectorizers.base import CACHE, LOCAL, VectorizeResult
 from recommender import schema
 from recommender.v1 import common_pb2, recommend_pb2
@@ -28,18 +22,8 @@ def test_parse_addresses_accepts_lists_and_rejects_garbage():
             parse_addresses(bad)
 
 
-def test_channel_target_is_one_ipv4_list_with_names_resolved():
-    assert channel_target(["127.0.0.1:8501", "localhost:8502"]) == "ipv4:127.0.0.1:8501,127.0.0.1:8502"
-
-
-def test_service_config_balances_round_robin_and_retries_unavailable():
-    config = json.loads(service_config(max_attempts=4))
-    assert config["loadBalancingConfig"] == [{"round_robin": {}}]
-    method = config["methodConfig"][0]
-    assert method["name"] == [{"service": "recommender.v1.RecommendService"}]
-    assert method["waitForReady"] is False
-    assert method["retryPolicy"]["maxAttempts"] == 4
-    assert method["retryPolicy"]["retryableStatusCodes"] == ["UNAVAILABLE"]
+def test_addresses_resolve_to_ipv4_once():
+    assert [resolve(a) for a in ("127.0.0.1:8501", "localhost:8502")] == ["127.0.0.1:8501", "127.0.0.1:8502"]
 
 
 def fixed_vectorizer(text: str) -> VectorizeResult:
@@ -55,8 +39,8 @@ def test_prepare_text_batch_keeps_invalid_rows_out_of_the_forward():
     assert prepared.forwarded_rows == [0, 2, 4]
     assert list(prepared.request.features) == [2, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0]
     assert prepared.request.top_k == 2
-    assert [e.row for e in prepared.errors] == [1, 3]
-    assert prepared.errors[0].message.startswith("texts[1]:")
+    assert [(e.row, e.field) for e in prepared.errors] == [(1, "texts[1]"), (3, "texts[3]")]
+    assert prepared.errors[0].message == "text must not be empty"
     assert prepared.vectorizer == LOCAL  # the backend that did the work, not the cache
     assert len(prepared.all_features) == 5 * schema.FEATURE_COUNT
 
@@ -71,14 +55,15 @@ def test_merge_batch_spreads_answers_and_remaps_backend_errors():
     answer = recommend_pb2.RecommendBatchResponse(
         model_version=3, top_k=2, rows=2, product_indices=[4, 1, -1, -1], scores=[0.6, 0.3, 0, 0],
         product_ids=list(schema.DEFAULT_CATALOG.product_ids),
-        errors=[recommend_pb2.RowError(row=1, message="backend says no")],
+        errors=[recommend_pb2.RowError(row=1, field="features[2]", message="backend says no")],
     )
     merged = merge_batch(prepared, answer, conversions.vectorizer_enum(LOCAL))
     assert (merged.rows, merged.top_k, merged.model_version) == (3, 2, 3)
     assert list(merged.product_indices) == [4, 1, -1, -1, -1, -1]
     assert list(merged.scores) == pytest.approx([0.6, 0.3, 0, 0, 0, 0])
-    assert [(e.row, e.message) for e in merged.errors] == [
-        (1, "texts[1]: text must not be empty"), (2, "backend says no")]
+    # Rows are the caller's; a vector the backend refused is named by its text.
+    assert [(e.row, e.field, e.message) for e in merged.errors] == [
+        (1, "texts[1]", "text must not be empty"), (2, "texts[2]", "backend says no")]
     assert merged.vectorizer == common_pb2.VECTORIZER_LOCAL
     assert len(merged.features) == 18 and merged.features[12] == 4
 

@@ -384,19 +384,24 @@ class DeadlineRecordingBackend(recommend_pb2_grpc.RecommendServiceServicer):
 
 
 def test_client_deadline_is_propagated_to_the_backend_call(tmp_path):
+    """Each try towards inference gets the smaller of the caller's time left and the per-try
+    budget (--backend-try-timeout-s), so a silent worker costs one try, not the whole call."""
     backend = DeadlineRecordingBackend()
-    gateway, port, _ = start_gateway(tmp_path, f"127.0.0.1:{backend.port}", name="gateway-deadline")
+    gateway, port, _ = start_gateway(tmp_path, f"127.0.0.1:{backend.port}", name="gateway-deadline",
+                                     extra=["--backend-try-timeout-s", "3", "--coalesce-in-flight", "0"])
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             grpc.channel_ready_future(channel).result(timeout=30)
             stub = recommend_pb2_grpc.RecommendServiceStub(channel)
             request = recommend_pb2.RecommendRequest(features=[35, 1, 0, 2, 1, 0])
-            stub.Recommend(request, timeout=4.0)
-            stub.Recommend(request)  # no client deadline: the gateway's own bound applies
-        with_deadline, without = backend.remaining
+            stub.Recommend(request, timeout=1.5)  # the caller's deadline is the tighter bound
+            stub.Recommend(request, timeout=30)  # the try budget is
+            stub.Recommend(request)  # no client deadline: the try budget still bounds each try
+        with_deadline, long_deadline, without = backend.remaining
         # grpc sends timeouts rounded up to its wire units, hence the small margins
-        assert 0 < with_deadline <= 4.5
-        assert 10 < without <= 30.5
+        assert 0 < with_deadline <= 1.6
+        assert 2 < long_deadline <= 3.1
+        assert 2 < without <= 3.1
     finally:
         gateway.stop()
         backend.server.stop(0)

@@ -9,6 +9,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from recommender import settings
 from tests.support import PYTHON, ServerProcess, free_port, free_port_block, wait_for_health
 
 
@@ -24,11 +25,11 @@ class RunningServer:
         return f"127.0.0.1:{self.port}"
 
     def worker_port(self, index: int) -> int:
-        return self.port + 1 + index
+        return settings.worker_port(self.port, index)
 
     @property
     def round_robin_target(self) -> str:
-        return "ipv4:" + ",".join(f"127.0.0.1:{self.worker_port(i)}" for i in range(self.workers))
+        return "ipv4:" + settings.worker_addresses(self.port, self.workers)
 
     def channel(self, target: str | None = None) -> grpc.Channel:
         return grpc.insecure_channel(target or self.target,

@@ -80,8 +80,8 @@ def test_batch_matches_single_answers_and_reports_bad_rows(stub, reference, serv
     assert list(reply.features) == pytest.approx(flat)
     indices = np.array(reply.product_indices).reshape(6, 2)
     scores = np.array(reply.scores).reshape(6, 2)
-    assert [(e.row, e.message) for e in reply.errors] == [
-        (2, "features[row 2][2] budget must be between 0 and 1e9 KRW, got -5")]
+    assert [(e.row, e.field, e.message) for e in reply.errors] == [
+        (2, "features[2]", "features[2] budget must be between 0 and 1e9 KRW, got -5")]
     assert indices[2].tolist() == [-1, -1] and scores[2].tolist() == [0, 0]
     good = np.delete(np.arange(6), 2)
     expected = np.argsort(-reference, axis=1, kind="stable")[:, :2]

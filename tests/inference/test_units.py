@@ -207,7 +207,8 @@ def test_score_batch_scores_valid_rows_in_one_call_and_reports_bad_rows():
     result = score_batch(model.predict, matrix, top_k=2)
     assert model.calls == [2]
     assert [e.row for e in result.errors] == [1, 3]
-    assert "budget" in str(result.errors[0]) and "age" in str(result.errors[1])
+    assert result.errors[0].field == "features[2]" and "budget" in result.errors[0].message
+    assert result.errors[1].field == "features[0]" and "age" in result.errors[1].message
     assert result.indices[:, 0].tolist() == [3, -1, 7, -1]
     assert result.scores[1].tolist() == [0, 0] and result.scores[2, 0] == 2
 
@@ -273,5 +274,7 @@ def test_fast_matrix_check_agrees_with_the_schema():
         matrix = np.tile(valid_row, (20, 1))
         if trial % 3:  # two in three matrices get one random bad-or-odd cell
             matrix[rng.integers(20), rng.integers(6)] = rng.choice(specials)
-        expected = [(e.row, str(e)) for e in validate_matrix(matrix)]
-        assert [(e.row, str(e)) for e in matrix_errors(matrix)] == expected
+        # Row errors read like a single call's error: the row is in `row`, not the message.
+        expected = [(e.row, e.field.replace(f"[row {e.row}]", ""), str(e).replace(f"[row {e.row}]", ""))
+                    for e in validate_matrix(matrix)]
+        assert [(e.row, e.field, e.message) for e in matrix_errors(matrix)] == expected

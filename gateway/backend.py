@@ -1,0 +1,244 @@
+"""The gateway's side of gateway -> inference: one gRPC channel per inference address (worker
+port or host), a Python round-robin over the ones that answer, per-try deadlines, retries on
+another address, and ejection of an address that stops answering.
+
+Why not one channel with gRPC's round_robin policy: a worker that is frozen (SIGSTOP, a stuck
+GIL, a paused VM) keeps its TCP connection up, so round_robin keeps sending it every other
+call and they hang until the caller's deadline (issue 15: 0 successful calls for 35 s). Here
+
+  - every try has its own deadline: min(time left on the caller's deadline, the try budget:
+    --backend-try-timeout-s, plus 0.1 ms per row of a batch);
+  - a try that times out or finds the address UNAVAILABLE ejects that address and the call is
+    retried on the next one, within the caller's deadline;
+  - a health watcher checks every address each --health-interval-s and lets an ejected one
+    back once it answers SERVING; the gateway's own health is NOT_SERVING only when no
+    address answers.
+
+Callers pass the time left on their own call as `timeout`; without one the call is bounded
+by --backend-timeout-s. Failures raise recommender.errors: the inference server's own answer
+(INVALID_ARGUMENT, NOT_FOUND...) passes through with its details; no address reachable is
+UNAVAILABLE naming the addresses; the caller's deadline passing is DEADLINE_EXCEEDED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+import time
+from collections.abc import AsyncIterable, Sequence
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from recommender import errors
+from recommender.settings import MAX_MESSAGE_BYTES, GatewaySettings
+from recommender.v1 import metadata_pb2, metadata_pb2_grpc, recommend_pb2, recommend_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+# A try on a batch gets this much more time per row (10,000 rows: +1 s).
+TRY_SECONDS_PER_ROW = 1e-4
+# A call stops retrying after this many tries (or when the caller's deadline is near).
+MAX_TRIES = 3
+RETRY_BACKOFF_S = 0.02
+
+
+def parse_addresses(spec: str | Sequence[str]) -> list[str]:
+    """'h1:p1,h2:p2' (or a list of such strings) -> ['h1:p1', 'h2:p2'], each checked."""
+    parts = spec.split(",") if isinstance(spec, str) else [p for s in spec for p in s.split(",")]
+    addresses = [p.strip() for p in parts if p.strip()]
+    if not addresses:
+        raise ValueError("--inference needs at least one host:port address")
+    for address in addresses:
+        host, sep, port = address.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"inference address {address!r} must be host:port, e.g. 127.0.0.1:8500")
+    return addresses
+
+
+def resolve(address: str) -> str:
+    """host:port with the host resolved once to an IPv4 address (the fleet is static per
+    gateway process)."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = ipaddress.ip_address(socket.getaddrinfo(host, int(port), socket.AF_INET)[0][4][0])
+    if ip.version != 4:
+        raise ValueError(f"inference address {address!r}: only IPv4 addresses are supported")
+    return f"{ip}:{port}"
+
+
+def channel_options() -> list[tuple[str, object]]:
+    return [
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        # Keepalive finds a dead connection (a dropped NAT entry, a host gone) between health
+        # checks; the inference server permits pings this often.
+        ("grpc.keepalive_time_ms", 10_000),
+        ("grpc.keepalive_timeout_ms", 5_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        # Reconnect quickly after a worker restart instead of the default ~1-120 s backoff.
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.min_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 2_000),
+        ("grpc.enable_retries", 0),  # retries are ours: on another address, per-try deadlines
+        ("grpc.use_local_subchannel_pool", 1),
+    ]
+
+
+def open_channel(target: str, settings: GatewaySettings) -> grpc.aio.Channel:
+    """THE place the gateway's channels to inference are made (TLS and tokens go here)."""
+    return grpc.aio.insecure_channel(target, options=channel_options())
+
+
+class Address:
+    """One inference address: its channel, stubs and whether it is in rotation."""
+
+    def __init__(self, address: str, settings: GatewaySettings):
+        self.address = address
+        self.channel = open_channel(resolve(address), settings)
+        self.stub = recommend_pb2_grpc.RecommendServiceStub(self.channel)
+        self.health = health_pb2_grpc.HealthStub(self.channel)
+        self.metadata = metadata_pb2_grpc.MetadataServiceStub(self.channel)
+        self.healthy = True  # optimistic until the first check: calls find out fast anyway
+        self.ejected_at = 0.0
+
+    def eject(self, reason: str) -> None:
+        if self.healthy:
+            log.warning("event=inference_address_ejected address=%s reason=%s", self.address, reason)
+        self.healthy = False
+        self.ejected_at = time.monotonic()
+
+    def admit(self) -> None:
+        if not self.healthy:
+            log.info("event=inference_address_back address=%s", self.address)
+        self.healthy = True
+
+
+class InferenceBackend:
+    """Forwards vectors to the inference servers. Create inside the gateway's event loop."""
+
+    def __init__(self, settings: GatewaySettings):
+        self.settings = settings
+        self.addresses = parse_addresses(settings.inference)
+        self._pool = [Address(a, settings) for a in self.addresses]
+        self._next = 0
+        self._watch: asyncio.Task | None = None
+
+    # ------------------------------------------------------------------ calls
+
+    async def recommend(self, request: recommend_pb2.RecommendRequest,
+                        timeout: float | None) -> recommend_pb2.RecommendResponse:
+        return await self._call("Recommend", request, timeout, rows=1)
+
+    async def recommend_batch(self, request: recommend_pb2.RecommendBatchRequest,
+                              timeout: float | None) -> recommend_pb2.RecommendBatchResponse:
+        rows = len(request.features) // 6
+        return await self._call("RecommendBatch", request, timeout, rows=rows)
+
+    async def metadata(self, timeout: float | None) -> metadata_pb2.GetMetadataResponse:
+        """The backend's MetadataService answer (its versions, catalog, signature)."""
+        return await self._call("metadata.GetMetadata", metadata_pb2.GetMetadataRequest(), timeout, rows=0)
+
+    def open_stream(self, requests: AsyncIterable[recommend_pb2.RecommendStreamRequest],
+                    timeout: float | None):
+        """One backend RecommendStream fed by `requests`, on an address in rotation (a stream
+        cannot move once started). `await call.read()` gives one response per request."""
+        address = self._pick(set())
+        return address.stub.RecommendStream(requests, timeout=self._total(timeout))
+
+    def _total(self, timeout: float | None) -> float:
+        return self.settings.backend_timeout_s if timeout is None else max(timeout, 0.001)
+
+    def _pick(self, tried: set[int]) -> Address:
+        """Next address in rotation not tried yet by this call; when none is in rotation, the
+        one ejected longest ago (health may lag, and failing without a try helps nobody)."""
+        count = len(self._pool)
+        for step in range(count):
+            index = (self._next + step) % count
+            address = self._pool[index]
+            if address.healthy and index not in tried:
+                self._next = index + 1
+                return address
+        untried = [i for i in range(count) if i not in tried] or list(range(count))
+        index = min(untried, key=lambda i: self._pool[i].ejected_at)
+        self._next = index + 1
+        return self._pool[index]
+
+    async def _call(self, method: str, request, timeout: float | None, rows: int):
+        deadline = time.monotonic() + self._total(timeout)
+        try_budget = self.settings.backend_try_timeout_s + rows * TRY_SECONDS_PER_ROW
+        tried: set[int] = set()
+        last: grpc.RpcError | None = None
+        for attempt in range(MAX_TRIES):
+            left = deadline - time.monotonic()
+            if left <= 0.001:
+                break
+            address = self._pick(tried)
+            tried.add(self._pool.index(address))
+            try_timeout = min(left, try_budget)
+            try:
+                stub, _, name = method.rpartition(".")
+                return await getattr(getattr(address, stub or "stub"), name)(request, timeout=try_timeout)
+            except grpc.RpcError as exc:
+                last = exc
+                code = exc.code()
+                if code == grpc.StatusCode.DEADLINE_EXCEEDED and try_timeout < left:
+                    address.eject(f"no answer within {try_timeout:.2f} s")
+                elif code == grpc.StatusCode.UNAVAILABLE:
+                    address.eject("unavailable")
+                    if attempt:
+                        await asyncio.sleep(min(RETRY_BACKOFF_S * attempt, max(0.0, deadline - time.monotonic())))
+                else:
+                    raise errors.BackendError.from_rpc_error(exc) from None
+        return self._give_up(last, deadline)
+
+    def _give_up(self, last: grpc.RpcError | None, deadline: float):
+        if last is not None and last.code() == grpc.StatusCode.UNAVAILABLE:
+            raise errors.Unavailable(
+                f"inference server unavailable at {','.join(self.addresses)}: {last.details()}")
+        if time.monotonic() >= deadline - 0.001:
+            raise errors.DeadlineExceeded("deadline exceeded before inference answered")
+        raise errors.Unavailable(
+            f"inference server unavailable at {','.join(self.addresses)}: no address answered in time")
+
+    def stream_error(self, exc: grpc.RpcError) -> errors.ServiceError:
+        """A backend stream's failure as the error to end the caller's stream with."""
+        if exc.code() == grpc.StatusCode.UNAVAILABLE:
+            return errors.Unavailable(
+                f"inference server unavailable at {','.join(self.addresses)}: {exc.details()}")
+        return errors.BackendError.from_rpc_error(exc)
+
+    # ------------------------------------------------------------------ health
+
+    async def check(self, timeout: float = 1.0) -> bool:
+        """Check every address at once; True when some address answers SERVING."""
+        results = await asyncio.gather(*(self._check_one(a, timeout) for a in self._pool))
+        return any(results)
+
+    async def _check_one(self, address: Address, timeout: float) -> bool:
+        try:
+            reply = await address.health.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+        except grpc.RpcError as exc:
+            address.eject(f"health check {exc.code().name}")
+            return False
+        if reply.status == health_pb2.HealthCheckResponse.SERVING:
+            address.admit()
+            return True
+        address.eject("health NOT_SERVING")
+        return False
+
+    @property
+    def serving(self) -> bool:
+        return any(a.healthy for a in self._pool)
+
+    async def close(self) -> None:
+        for address in self._pool:
+            with contextlib.suppress(Exception):
+                await address.channel.close()
