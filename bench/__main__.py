@@ -1,10 +1,11 @@
 """`make bench`: the benchmark sections in order, one model shared by all.
 
-    python -m bench [--models-dir DIR] [--duration 2.5] [--workers N] [--only inference,gateway,batch_job]
+    python -m bench [--models-dir DIR] [--duration 2.5] [--workers N] [--only inference,gateway,batch_job,edge]
 
 1. bench/inference_bench.py  the inference server vs a bare gRPC echo server and in-process TF
 2. bench/gateway_bench.py    the gateway (when that module exists)
 3. bench/batch_job_bench.py  the batch job (when that module exists)
+4. bench/edge_bench.py       calls through Envoy with TLS beside the gateway direct
 
 Each section exposes run(args) and prints its own table. Without --models-dir a model is
 trained once with the trainer CLI into a temp folder and passed to every section.
@@ -21,7 +22,7 @@ import time
 import traceback
 from pathlib import Path
 
-SECTIONS = ("inference", "gateway", "batch_job")
+SECTIONS = ("inference", "gateway", "batch_job", "edge")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recommender.settings import MAX_MESSAGE_BYTES
+
 MAX_CALLS = 2_000_000  # hard bound on calls per run, whatever the duration
 ALLOWED_HOSTS = ("127.0.0.1", "localhost", "ipv4:127.0.0.1", "[::1]")
 
@@ -57,24 +59,30 @@ def _check_local(target: str) -> None:
 
 
 def _options(target: str) -> list[tuple[str, object]]:
-    options = [("grpc.max_receive_message_length", 64 * 1024 * 1024),
-               ("grpc.max_send_message_length", 64 * 1024 * 1024)]
+    options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+               ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
     if "," in target:  # several worker ports: spread requests over one subchannel each
         options.append(("grpc.lb_policy_name", "round_robin"))
     return options
 
 
 async def _drive(target: str, method: str, payloads: list[bytes], concurrency: int, duration_s: float,
-                 max_calls: int, stream: bool) -> tuple[int, int, float, np.ndarray, str]:
+                 max_calls: int, stream: bool, root_certificates: bytes | None = None,
+                 metadata: tuple = ()) -> tuple[int, int, float, np.ndarray, str]:
     import grpc
 
-    async with grpc.aio.insecure_channel(target, options=_options(target)) as channel:
+    if root_certificates is None:
+        channel = grpc.aio.insecure_channel(target, options=_options(target))
+    else:  # TLS (e.g. through the edge): the server's certificate must chain to this CA
+        channel = grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(root_certificates),
+                                          options=_options(target))
+    async with channel:
         await asyncio.wait_for(channel.channel_ready(), 30)
         # No (de)serializers: payloads go out as the bytes prepared above, replies stay bytes.
         call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
         # Warm-up: establish every subchannel and let the server settle.
         for i in range(min(20, 2 * concurrency)):
-            await call(payloads[i % len(payloads)], timeout=30)
+            await call(payloads[i % len(payloads)], timeout=30, metadata=metadata)
         latencies: list[float] = []
         counters = {"calls": 0, "errors": 0, "first_error": ""}
         started = time.perf_counter()
@@ -87,7 +95,7 @@ async def _drive(target: str, method: str, payloads: list[bytes], concurrency: i
                 if t0 >= deadline:
                     return
                 try:
-                    await call(payloads[i % len(payloads)], timeout=30)
+                    await call(payloads[i % len(payloads)], timeout=30, metadata=metadata)
                 except grpc.aio.AioRpcError as exc:
                     counters["errors"] += 1
                     counters["first_error"] = counters["first_error"] or f"{exc.code().name}: {exc.details()}"
@@ -107,17 +115,21 @@ def _worker(args) -> tuple:
 
 
 def run_unary(target: str, method: str, requests, concurrency: int = 1, duration_s: float = 5.0,
-              max_calls: int = MAX_CALLS, processes: int = 1) -> LoadResult:
+              max_calls: int = MAX_CALLS, processes: int = 1, root_certificates: bytes | None = None,
+              metadata: tuple = ()) -> LoadResult:
     """Call `method` (e.g. "/recommender.v1.RecommendService/Recommend") with the given
     requests (protobuf messages or bytes, cycled) from `concurrency` concurrent callers,
-    split over `processes` client processes, for `duration_s` seconds."""
+    split over `processes` client processes, for `duration_s` seconds. With
+    `root_certificates` (PEM) the channel is TLS checked against that CA; `metadata` goes with
+    every call (e.g. an authorization token)."""
     _check_local(target)
     payloads = [r if isinstance(r, bytes) else r.SerializeToString() for r in requests]
     if not payloads:
         raise ValueError("need at least one request")
     processes = max(1, min(processes, concurrency))
     shares = [concurrency // processes + (1 if i < concurrency % processes else 0) for i in range(processes)]
-    jobs = [(target, method, payloads, share, duration_s, max_calls // processes, False) for share in shares]
+    jobs = [(target, method, payloads, share, duration_s, max_calls // processes, False, root_certificates,
+             tuple(metadata)) for share in shares]
     if processes == 1:
         outcomes = [_worker(jobs[0])]
     else:

@@ -1,0 +1,112 @@
+"""Edge benchmark (part of `make bench`): Recommend through Envoy with TLS next to the same
+gateway called directly, in the same run, at concurrency 1 (latency) and 32 (throughput).
+
+One inference server, one gateway; Envoy (TLS on its public port, dev certificates made for
+the run) forwards to that gateway. The figures that matter are the ratios: the c1 p50 through
+Envoy over the direct p50 (what the extra hop and TLS add to one call) and the c32 calls per
+second through Envoy over direct (what they cost in capacity on this 2-core machine, where
+Envoy, the gateway, inference and the load generator share the cores).
+
+    python -m bench.edge_bench [--duration 5] [--models-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.models import ensure_model
+from recommender.v1 import recommend_pb2
+from tests.support import PYTHON, ServerProcess, free_port, free_port_block, wait_for_health
+
+CONCURRENCIES = (1, 32)
+FEATURES = [35, 1, 300_000, 2, 1, 0]
+METHOD = "/recommender.v1.RecommendService/Recommend"
+# Goals, as ratios Envoy/direct measured in the same run: one TLS hop in C++ should add little
+# to a call that crosses two Python servers.
+GOAL_C1_P50_RATIO_MAX = 1.5
+GOAL_C32_RPS_RATIO_MIN = 0.7
+
+
+def run(args: argparse.Namespace | None = None) -> None:
+    from bench import loadgen
+    from edge.certs import ensure_dev_secrets
+    from edge.config import EdgeConfig
+    from edge.runner import EdgeProcess
+
+    duration = float(getattr(args, "duration", None) or 5.0)
+    models_dir = getattr(args, "models_dir", None)
+    workers = int(getattr(args, "workers", None) or max(1, os.cpu_count() or 1))
+    work = Path(tempfile.mkdtemp(prefix="edge-bench-"))
+    servers: list[ServerProcess] = []
+    edge = None
+    try:
+        models = ensure_model(models_dir, work)
+        secrets = ensure_dev_secrets(work / "secrets")
+        inference_port, gateway_port, edge_port = free_port_block(workers + 1), free_port(), free_port()
+        inference = ServerProcess(
+            [PYTHON, "-m", "inference", "--models-dir", str(models), "--port", str(inference_port),
+             "--workers", str(workers), "--metrics-port", "0", "--log-level", "WARNING"],
+            work / "inference.log").start()
+        servers.append(inference)
+        wait_for_health(f"127.0.0.1:{inference_port}", timeout=180, process=inference.process)
+        worker_targets = ",".join(f"127.0.0.1:{inference_port + 1 + i}" for i in range(workers))
+        gateway = ServerProcess(
+            [PYTHON, "-m", "gateway", "serve", "--port", str(gateway_port), "--inference", worker_targets,
+             "--metrics-port", "0", "--log-level", "WARNING"], work / "gateway.log").start()
+        servers.append(gateway)
+        wait_for_health(f"127.0.0.1:{gateway_port}", timeout=60, process=gateway.process)
+        edge = EdgeProcess(EdgeConfig(
+            gateways=[f"127.0.0.1:{gateway_port}"], port=edge_port, admin_port=free_port(),
+            tls_cert=secrets.server_cert, tls_key=secrets.server_key, web_dir=None,
+            access_log=work / "edge-access.log"), log_path=work / "edge.log").start()
+        edge.wait_ready(timeout=60, healthy_gateways=1)
+
+        request = [recommend_pb2.RecommendRequest(features=FEATURES)]
+        tls = {"root_certificates": secrets.ca_cert.read_bytes()}
+        cases = [("gateway direct", f"127.0.0.1:{gateway_port}", {}),
+                 ("envoy tls", f"localhost:{edge_port}", tls)]
+        results = {}
+        for concurrency in CONCURRENCIES:
+            for name, target, options in cases:
+                results[(name, concurrency)] = loadgen.run_unary(
+                    target, METHOD, request, concurrency=concurrency, duration_s=duration, **options)
+    finally:
+        if edge is not None:
+            edge.stop()
+        for server in reversed(servers):
+            server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    print()
+    print(f"Edge: Recommend (features) through Envoy with TLS vs the gateway direct "
+          f"({workers} inference workers, {duration:.0f} s per case, 127.0.0.1)")
+    print(f"{'case':<16} {'conc':>4} {'rps':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+    for concurrency in CONCURRENCIES:
+        for name, _, _ in cases:
+            r = results[(name, concurrency)]
+            print(f"{name:<16} {concurrency:>4} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>6}")
+    p50_ratio = results[("envoy tls", 1)].p50_ms / results[("gateway direct", 1)].p50_ms
+    rps_ratio = results[("envoy tls", 32)].rps / results[("gateway direct", 32)].rps
+    print(f"envoy/direct c1 p50: {p50_ratio:.2f}x (goal <= {GOAL_C1_P50_RATIO_MAX:.1f}x "
+          f"{'ok' if p50_ratio <= GOAL_C1_P50_RATIO_MAX else 'MISS'}); "
+          f"c32 throughput: {rps_ratio:.2f}x (goal >= {GOAL_C32_RPS_RATIO_MIN:.1f}x "
+          f"{'ok' if rps_ratio >= GOAL_C32_RPS_RATIO_MIN else 'MISS'})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.edge_bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per case")
+    parser.add_argument("--models-dir", help="use this model repository instead of training one")
+    parser.add_argument("--workers", type=int, help="inference worker processes (default: CPU count)")
+    run(parser.parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
