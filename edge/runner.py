@@ -73,6 +73,38 @@ def validate(config_text: str) -> None:
             raise ValueError(f"Envoy rejects the config: {(result.stderr or result.stdout).strip()[-2000:]}")
 
 
+class EnvoyAdmin:
+    """Envoy's admin interface on 127.0.0.1:`port`: readiness, the gateways' health, stats."""
+
+    def __init__(self, port: int):
+        self.port = port
+
+    def get(self, path: str, timeout: float = 2.0) -> str:
+        url = f"http://127.0.0.1:{self.port}{path}"
+        with urllib.request.urlopen(url, timeout=timeout) as reply:  # noqa: S310 - loopback admin
+            return reply.read().decode()
+
+    def gateway_hosts(self) -> dict[str, dict[str, str]]:
+        """Per gateway host:port, Envoy's view from /clusters: health_flags, rq_success, ..."""
+        hosts: dict[str, dict[str, str]] = {}
+        for line in self.get("/clusters").splitlines():
+            parts = line.split("::")
+            if len(parts) == 4 and parts[0] == "gateways" and ":" in parts[1]:
+                hosts.setdefault(parts[1], {})[parts[2]] = parts[3]
+        return hosts
+
+    def healthy_gateways(self) -> int:
+        return sum(1 for h in self.gateway_hosts().values() if h.get("health_flags") == "healthy")
+
+    def stats(self, prefix: str = "cluster.gateways.") -> dict[str, int]:
+        values = {}
+        for line in self.get(f"/stats?filter=^{prefix}").splitlines():
+            name, _, value = line.partition(": ")
+            if value.strip().lstrip("-").isdigit():
+                values[name] = int(value)
+        return values
+
+
 class EdgeProcess:
     """One Envoy process for an EdgeConfig. Its config and descriptor set live in a temporary
     folder that stop() removes."""
@@ -114,10 +146,9 @@ class EdgeProcess:
         self.spawn()
         return self
 
-    def admin(self, path: str, timeout: float = 2.0) -> str:
-        url = f"http://127.0.0.1:{self.config.admin_port}{path}"
-        with urllib.request.urlopen(url, timeout=timeout) as reply:  # noqa: S310 - loopback admin
-            return reply.read().decode()
+    @property
+    def admin(self) -> EnvoyAdmin:
+        return EnvoyAdmin(self.config.admin_port)
 
     def wait_ready(self, timeout: float = 30.0, healthy_gateways: int = 1) -> None:
         """Until Envoy is LIVE and at least `healthy_gateways` replicas passed health checks."""
@@ -128,8 +159,8 @@ class EdgeProcess:
                 raise RuntimeError(f"envoy exited with code {self.process.returncode} while starting"
                                    + (f" (log: {self.log_path})" if self.log_path else ""))
             try:
-                if self.admin("/ready").strip() == "LIVE":
-                    healthy = self.healthy_gateways()
+                if self.admin.get("/ready").strip() == "LIVE":
+                    healthy = self.admin.healthy_gateways()
                     if healthy >= healthy_gateways:
                         return
                     last = f"{healthy} healthy gateway(s)"
@@ -137,26 +168,6 @@ class EdgeProcess:
                 last = str(exc)
             time.sleep(0.2)
         raise TimeoutError(f"edge on port {self.config.port} not ready after {timeout:.0f}s (last: {last})")
-
-    def gateway_hosts(self) -> dict[str, dict[str, str]]:
-        """Per gateway host:port, Envoy's view from /clusters: health_flags, rq_success, ..."""
-        hosts: dict[str, dict[str, str]] = {}
-        for line in self.admin("/clusters").splitlines():
-            parts = line.split("::")
-            if len(parts) == 4 and parts[0] == "gateways" and ":" in parts[1]:
-                hosts.setdefault(parts[1], {})[parts[2]] = parts[3]
-        return hosts
-
-    def healthy_gateways(self) -> int:
-        return sum(1 for h in self.gateway_hosts().values() if h.get("health_flags") == "healthy")
-
-    def stats(self, prefix: str = "cluster.gateways.") -> dict[str, int]:
-        values = {}
-        for line in self.admin(f"/stats?filter=^{prefix}").splitlines():
-            name, _, value = line.partition(": ")
-            if value.strip().lstrip("-").isdigit():
-                values[name] = int(value)
-        return values
 
     def poll(self) -> int | None:
         return None if self.process is None else self.process.poll()

@@ -47,6 +47,34 @@ def free_port_block(count: int, attempts: int = 50) -> int:
     raise RuntimeError(f"no block of {count} free ports found")
 
 
+def port_is_free(port: int) -> bool:
+    """True when a new server could listen on `port`. SO_REUSEADDR, as servers set it, so
+    connections of stopped servers lingering in TIME_WAIT do not count as a listener."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def processes_mentioning(marker: str) -> list[str]:
+    """`pid: command line` of live processes whose command line contains `marker` (a path or
+    flag unique to one test), this process excluded."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or entry.name == str(os.getpid()):
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
 def wait_for_health(target: str, timeout: float = 60.0, service: str = "",
                     process: subprocess.Popen | None = None) -> None:
     """Block until grpc.health.v1 reports SERVING for `service` at `target`."""

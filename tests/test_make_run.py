@@ -9,46 +9,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from recommender import model_repository, schema
-from tests.support import PYTHON, ROOT, free_port, free_port_block
+from tests.support import PYTHON, ROOT, free_port, free_port_block, port_is_free, processes_mentioning
 
 pytestmark = pytest.mark.slow
 
 CHAT_MODULE = ROOT / "clients" / "chat.py"
-
-
-def port_is_free(port: int) -> bool:
-    """True when a new server could listen on `port`. SO_REUSEADDR, as servers set it, so
-    connections of the stopped servers lingering in TIME_WAIT do not count as a listener."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def processes_mentioning(marker: str) -> list[str]:
-    """Command lines of live processes that contain `marker` (a path unique to this test)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if marker in cmdline and str(os.getpid()) != entry.name:
-            found.append(f"{entry.name}: {cmdline}")
-    return found
 
 
 @pytest.mark.skipif(not CHAT_MODULE.exists(), reason="clients/chat.py (the interactive chat) does not exist yet")

@@ -158,3 +158,36 @@ def test_cli_prints_the_config_and_writes_the_descriptor_set(tmp_path, web_dir):
     refused = subprocess.run([PYTHON, "-m", "edge", "config", "--gateways", "127.0.0.1:1", "--host", "0.0.0.0"],
                              cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "refusing to serve plaintext" in refused.stderr
+
+
+def test_cli_run_serves_until_sigterm_and_binary_prints_the_path(tmp_path, web_dir):
+    """`python -m edge run`: renders into a temporary folder, runs Envoy (the page answers
+    even with no gateway up), stops on SIGTERM and removes what it rendered."""
+    import signal
+    import tempfile
+    import time
+    import urllib.request
+
+    from tests.support import ServerProcess, free_port
+
+    port, admin = free_port(), free_port()
+    edge = ServerProcess([PYTHON, "-m", "edge", "run", "--gateways", f"127.0.0.1:{free_port()}", "--port", str(port),
+                          "--admin-port", str(admin), "--web-dir", str(web_dir), "--access-log",
+                          str(tmp_path / "access.log"), "--log", str(tmp_path / "envoy.log")],
+                         tmp_path / "run.log").start()
+    try:
+        deadline = time.monotonic() + 60
+        while "[edge] serving" not in edge.log() and time.monotonic() < deadline and edge.process.poll() is None:
+            time.sleep(0.2)
+        assert f"[edge] serving http://127.0.0.1:{port}" in edge.log(), edge.log()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as reply:
+            assert b"shop" in reply.read()
+        rendered = list(Path(tempfile.gettempdir()).glob(f"edge-{edge.process.pid}-*"))
+        assert rendered, "the rendered config lives in edge-<pid>-* while Envoy runs"
+        edge.process.send_signal(signal.SIGTERM)
+        assert edge.process.wait(30) == 0
+        assert not any(p.exists() for p in rendered)
+    finally:
+        edge.stop()
+    binary = subprocess.run([PYTHON, "-m", "edge", "binary"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert binary.stdout.strip() == str(envoy_binary())
