@@ -18,14 +18,21 @@ VECTORIZER ?= local
 PYTEST_ARGS ?=
 
 PROTOS := $(wildcard protos/recommender/v1/*.proto)
-GENERATED := $(patsubst protos/%.proto,%_pb2.py,$(PROTOS))
+# recommender-client (clients/python): the generated recommender.v1 code and the client wrapper.
+CLIENT_DIR := clients/python
+CLIENT_SOURCES := $(wildcard $(CLIENT_DIR)/src/recommender_client/*.py) $(CLIENT_DIR)/pyproject.toml \
+	$(CLIENT_DIR)/build_backend/recommender_build.py
+CLIENT_INSTALLED := $(VENV)/.client-installed
+BUF := tools/buf/node_modules/.bin/buf
 
-.PHONY: setup proto train serve run cluster chat test bench lint clean help
+.PHONY: setup proto client-wheel train serve run cluster chat test bench lint clean help
 
 help:
 	@echo "make run    - set up, train if needed, start inference + gateway, open the chat"
 	@echo "make test   - set up and run the whole test suite"
 	@echo "make cluster - Envoy (TLS, CLUSTER_PORT 8443) + 2 gateway replicas + inference, tokens on"
+	@echo "make client-wheel - dist/recommender_client-<version>-py3-none-any.whl (clients/python)"
+	@echo "make certs  - dev CA, TLS certificates and caller tokens in .secrets/ (never committed)"
 	@echo "make setup | proto | train | serve | chat | bench | lint | clean"
 
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -35,15 +42,23 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
-setup: $(VENV)/.installed $(GENERATED)
+setup: $(VENV)/.installed $(CLIENT_INSTALLED)
+
+# The project imports recommender.v1 from the installed recommender-client, built from protos/
+# by its PEP 517 backend (grpcio-tools as a build requirement): one generated copy, the one in
+# the wheel. Re-installed whenever a .proto file or the client changes.
+$(CLIENT_INSTALLED): $(PROTOS) $(CLIENT_SOURCES) $(VENV)/.installed
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall ./$(CLIENT_DIR)
+	touch $@
 
 proto: $(VENV)/.installed
-	rm -f recommender/v1/*_pb2*.py recommender/v1/*_pb2*.pyi
-	$(MAKE) --no-print-directory $(GENERATED)
+	rm -f $(CLIENT_INSTALLED)
+	$(MAKE) --no-print-directory $(CLIENT_INSTALLED)
 
-# One protoc run generates messages, stubs and type stubs for all files.
-$(GENERATED) &: $(PROTOS) $(VENV)/.installed
-	$(PY) -m grpc_tools.protoc -I protos --python_out=. --grpc_python_out=. --pyi_out=. $(PROTOS)
+# dist/recommender_client-<version>-py3-none-any.whl (and the sdist it is built from).
+client-wheel: $(VENV)/.installed
+	rm -f dist/recommender_client-*
+	$(PY) -m build --outdir dist $(CLIENT_DIR)
 
 train: setup
 	$(PY) -m trainer train --data $(DATA) --models-dir $(MODELS_DIR) --generate-if-missing
@@ -64,6 +79,11 @@ run: setup
 cluster: setup
 	$(STACK_ENV) $(PY) -m clients.stack cluster
 
+# Dev CA, server/client certificates and caller tokens in .secrets/ (gitignored); keeps what exists.
+.PHONY: certs
+certs: setup
+	$(PY) -m edge.certs --dir .secrets
+
 chat: setup
 	$(PY) -m clients.chat --target 127.0.0.1:$(GATEWAY_PORT)
 
@@ -77,4 +97,5 @@ lint: setup
 	$(PY) -m ruff check .
 
 clean:
-	rm -rf $(VENV) recommender/v1/*_pb2*.py recommender/v1/*_pb2*.pyi .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CLIENT_DIR)/src/recommender/v1/*_pb2*.py* $(CLIENT_DIR)/build $(CLIENT_DIR)/protos \
+		$(CLIENT_DIR)/src/*.egg-info tools/buf/node_modules .pytest_cache .ruff_cache
