@@ -33,7 +33,7 @@ NEUTRAL = "neutral"  # people without a gender (친구, parents)
 STRENGTHS: dict[str, dict[str, int]] = {
     "interest": {"product": 3, "strong": 2, "weak": 1, "ignore": 0},
     "gender": {"person": 3, "word": 2, "pronoun": 1, "ignore": 0},
-    "purpose": {"reflexive": 3, "strong": 2, "weak": 1, "ignore": 0},
+    "purpose": {"reflexive": 3, "strong": 2, "weak": 1, "speaker": 1, "ignore": 0},
     "season": {"strong": 1, "ignore": 0},
     "age": {"milestone": 2, "stage": 1, "ignore": 0},
 }

@@ -24,6 +24,7 @@ from recommender import schema
 from recommender.text import detect_language, normalize
 
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u3130-\u318f]")
+_FOR_SOMEONE = ("for a ", "for an ", "for my ")
 _LATIN = re.compile(r"[a-z]")
 
 
@@ -57,10 +58,17 @@ class LocalVectorizer:
         ages += [numbers.AgeMention(h.start, h.end, h.value,
                                     numbers.AgeKind.STATED if h.group == "milestone" else numbers.AgeKind.STAGE)
                  for h in slots["age"].hits(norm, scripts)]
-        signals = people.purpose_signals(norm, slots["purpose"].hits(norm, scripts), found_people, grammar)
         corrections = grammar["correction"].hits(norm)
         correction_end = corrections[-1].end if corrections else None
         interests = self._interests(norm, scripts, correction_end)
+        purpose_hits = slots["purpose"].hits(norm, scripts)
+        if not (interests or ages or found_people):
+            # "I'd like to spend 300k", "제 budget은": naming oneself about a price says nothing
+            # about the user; "I need ...", "제가 쓸 ..." still do (their own lists)
+            purpose_hits = [h for h in purpose_hits if h.group != "speaker"]
+        signals = people.purpose_signals(norm, purpose_hits, found_people, grammar)
+        signals += [people.Signal(a.start, people.Purpose.GIFT, 1) for a in ages
+                    if norm[max(0, a.start - 7):a.start].endswith(_FOR_SOMEONE)]  # "for a 10 year old"
         purpose = people.decide_purpose(norm, signals, grammar, not signals and self._describes_self(
             norm, found_people, ages, interests, markers))
         if correction_end is not None and any(a.start >= correction_end for a in ages):
