@@ -93,8 +93,16 @@ test: setup
 bench: setup
 	$(PY) -m bench
 
-lint: setup
+# buf (npm @bufbuild/buf, exact version in tools/buf/package-lock.json) for the .proto files.
+$(BUF): tools/buf/package.json tools/buf/package-lock.json
+	cd tools/buf && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# ruff over the tree; buf lint (STANDARD rules) and buf breaking (FILE rules) of protos/ against
+# the released contract image protos/contract/v1.binpb (docs/contract.md, "Contract versions").
+lint: setup $(BUF)
 	$(PY) -m ruff check .
+	cd protos && ../$(BUF) lint && ../$(BUF) breaking --against contract/v1.binpb
 
 clean:
 	rm -rf $(VENV) $(CLIENT_DIR)/src/recommender/v1/*_pb2*.py* $(CLIENT_DIR)/build $(CLIENT_DIR)/protos \

@@ -2,10 +2,12 @@
 
 import importlib.metadata
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pb2, json_format
 
@@ -190,3 +192,24 @@ def test_vendored_google_api_protos_match_the_runtime_package(tmp_path):
 def test_row_error_names_the_field():
     error = recommend_pb2.RowError(row=2, message="features[2] budget must be ...", field="features[2]")
     assert recommend_pb2.RowError.FromString(error.SerializeToString()).field == "features[2]"
+
+
+BUF = ROOT / "tools" / "buf" / "node_modules" / ".bin" / "buf"
+needs_buf = pytest.mark.skipif(not BUF.exists(), reason="buf is installed by `make lint` (npm ci in tools/buf)")
+
+
+@needs_buf
+def test_buf_breaking_accepts_today_and_catches_a_break(tmp_path):
+    """`make lint` compares protos/ with the released image; prove the check bites: changing a
+    field's type in a copy must be reported."""
+    ok = subprocess.run([str(BUF), "breaking", "--against", "contract/v1.binpb"], cwd=ROOT / "protos",
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    copy = tmp_path / "protos"
+    shutil.copytree(ROOT / "protos", copy)
+    proto = copy / "recommender" / "v1" / "recommend.proto"
+    proto.write_text(proto.read_text().replace("  int32 top_k = 3;", "  int64 top_k = 3;", 1))
+    broken = subprocess.run([str(BUF), "breaking", "--against", str(ROOT / "protos" / "contract" / "v1.binpb")],
+                            cwd=copy, capture_output=True, text=True)
+    assert broken.returncode != 0
+    assert "top_k" in broken.stdout + broken.stderr
