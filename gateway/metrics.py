@@ -24,7 +24,8 @@ CACHE_LOOKUPS = Counter(
 BEDROCK_CALLS = Counter(
     "gateway_bedrock_calls_total",
     "Amazon Bedrock calls by API (invoke_flow/converse) and outcome (ok, throttled, timeout, "
-    "no_credentials, bad_output, error).",
+    "no_credentials, bad_output, error, deadline, and the permanent access_denied, validation, "
+    "not_found, bad_credentials).",
     ["api", "outcome"],
 )
 BEDROCK_LATENCY = Histogram(
@@ -37,4 +38,10 @@ FALLBACKS = Counter(
 )
 INFERENCE_UP = Gauge(
     "gateway_inference_backend_up", "1 while the inference backend answers health checks, else 0.",
+)
+VECTORIZER_DEGRADED = Gauge(
+    "gateway_vectorizer_degraded",
+    "1 while the configured vectorizer (Bedrock) fails with a permanent error (kind: access_denied, "
+    "validation, not_found, bad_credentials, no_credentials) and the fallback answers instead; "
+    "0 otherwise.", ["vectorizer", "kind"],
 )

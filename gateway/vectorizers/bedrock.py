@@ -5,19 +5,32 @@ the answer strictly (parsing.py) and turn every failure into VectorizerUnavailab
 subclass InvalidModelOutput) with a `reason` matching the outcome label of
 gateway_bedrock_calls_total, so the chain can fall back and count why.
 
+Failures are of two sorts, and are treated differently:
+- transient (throttling, 5xx, timeouts, a dropped connection): retried with exponential
+  backoff and jitter, each attempt's read timeout cut to the time the caller has left
+  (gateway/vectorizers/deadlines.py), and no retry started that could not finish in time;
+- permanent (ValidationException, AccessDeniedException, ResourceNotFoundException, rejected
+  or missing credentials): never retried, since the next call would fail the same way. The
+  first one is logged once with its remedy and marks the vectorizer degraded
+  (`BedrockHealth`: the gateway's health detail and the gateway_vectorizer_degraded gauge);
+  while degraded, calls fail at once (the fallback answers) and one real call is let through
+  every `recheck_s` seconds, so a fixed IAM policy or model access heals without a restart.
+
 Credentials come only from the standard AWS chain (environment, shared config/credentials
 files, SSO, container/instance roles); this module never accepts, stores or logs them.
-Clients use botocore's adaptive retry mode (exponential backoff plus client-side rate
-limiting when throttled) and connect/read timeouts; boto3 clients are thread-safe and built
-once per vectorizer, lazily, so start-up never waits on the credential chain.
+boto3 clients are thread-safe and built once per vectorizer, lazily, so start-up never waits
+on the credential chain; botocore's own retries are off (the loop here knows the deadline).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
 import time
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +41,7 @@ import urllib3.exceptions
 from botocore.config import Config
 
 from gateway import metrics
-from gateway.vectorizers import prompt
+from gateway.vectorizers import deadlines, prompt
 from gateway.vectorizers.base import (
     BEDROCK_CONVERSE,
     BEDROCK_FLOW,
@@ -40,29 +53,74 @@ from gateway.vectorizers.parsing import parse_model_text, parse_vector_value
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_ID = "amazon.nova-pro-v1:0"
+# No fixed model id: Nova Pro is called through the region's inference profile
+# (default_model_id); None here tells callers "let the region decide".
+DEFAULT_MODEL_ID = None
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MAX_ATTEMPTS = 3  # total attempts per call, including the first
 DEFAULT_MAX_TOKENS = 200  # a vector answer is ~40 tokens; the cap bounds cost and latency
+DEFAULT_RECHECK_S = 30.0  # while degraded by a permanent error, one real call per this many seconds
+MIN_ATTEMPT_S = 0.05  # an attempt with less time than this left is not started
+BACKOFF_BASE_S = 0.1
+BACKOFF_MAX_S = 2.0
 
-# Error codes that mean "slow down" (counted as outcome=throttled).
-_THROTTLING_CODES = {
-    "ThrottlingException", "TooManyRequestsException", "ServiceQuotaExceededException",
-    "throttlingException", "serviceQuotaExceededException",
+# Error codes that mean "slow down" (counted as outcome=throttled). Event stream exceptions
+# arrive in lower camel case (throttlingException), rest-json errors in upper camel case.
+_THROTTLING_CODES = {"throttlingexception", "toomanyrequestsexception", "servicequotaexceededexception",
+                     "modelnotreadyexception"}
+# Permanent errors: the same request fails the same way until someone changes the setup.
+# code (lower case) -> (metrics outcome, remedy template; {api} {region} {target} filled in)
+_PERMANENT_CODES: dict[str, tuple[str, str]] = {
+    "accessdeniedexception": (
+        "access_denied",
+        "the gateway's AWS identity may not call {api} on {target}: allow bedrock:InvokeFlow / "
+        "bedrock:InvokeModel in every region the inference profile routes to (the policy printed by "
+        "`python -m gateway bedrock setup`, docs/bedrock.md 'Permissions') and enable model access "
+        "to Nova Pro in region {region}"),
+    "validationexception": (
+        "validation",
+        "Bedrock refused the request to {target} in region {region} as invalid: most often the model "
+        "needs an inference profile there (run `python -m gateway bedrock setup --region {region}` "
+        "or pass --model-id with the region's profile, e.g. apac.amazon.nova-pro-v1:0 in "
+        "ap-northeast-2) or model access is not enabled"),
+    "resourcenotfoundexception": (
+        "not_found",
+        "{target} does not exist in region {region}: check the ids and region in --bedrock-config "
+        "or re-create them with `python -m gateway bedrock setup --region {region}`"),
+    "unrecognizedclientexception": (
+        "bad_credentials",
+        "AWS rejected the credentials (unknown or revoked key): fix the identity the gateway runs as"),
+    "invalidsignatureexception": (
+        "bad_credentials", "AWS rejected the request signature: check the secret key and the clock"),
+    "expiredtokenexception": (
+        "bad_credentials", "the AWS credentials have expired: refresh them (aws sso login, a new role session)"),
+    "expiredtoken": (
+        "bad_credentials", "the AWS credentials have expired: refresh them (aws sso login, a new role session)"),
 }
+PERMANENT_OUTCOMES = ("access_denied", "validation", "not_found", "bad_credentials", "no_credentials")
 _CREDENTIAL_ERRORS = (
     bce.NoCredentialsError, bce.PartialCredentialsError, bce.CredentialRetrievalError,
     bce.NoAuthTokenError,
 )
 _TIMEOUT_ERRORS = (bce.ReadTimeoutError, bce.ConnectTimeoutError, urllib3.exceptions.TimeoutError)
+_CALL_ERRORS = (bce.BotoCoreError, bce.ClientError, urllib3.exceptions.HTTPError)
+
+# The read timeout of the attempt under way on this thread (see _LazyClient's before-call hook).
+_ATTEMPT_READ_TIMEOUT: ContextVar[float | None] = ContextVar("bedrock_attempt_read_timeout", default=None)
 
 
 class BedrockUnavailable(VectorizerUnavailable):
-    """Bedrock did not answer usably; `reason` is the metrics outcome (throttled, timeout, ...)."""
+    """Bedrock did not answer usably. `reason` is the metrics outcome (throttled, timeout,
+    access_denied, ...); `permanent` errors are not retried and degrade the vectorizer;
+    `remedy` says what an operator should do about a permanent one."""
 
-    def __init__(self, message: str, reason: str = "error"):
+    def __init__(self, message: str, reason: str = "error", *, permanent: bool = False,
+                 retryable: bool | None = None, remedy: str = ""):
         super().__init__(message)
         self.reason = reason
+        self.permanent = permanent
+        self.retryable = (not permanent) if retryable is None else retryable
+        self.remedy = remedy
 
 
 def language_of(text: str) -> str:
@@ -78,10 +136,16 @@ def resolve_region(region: str | None) -> str:
     resolved = region or boto3.session.Session().region_name
     if not resolved:
         raise ValueError(
-            "no AWS region for Bedrock: pass --bedrock-region, set it in the flow config file, "
-            "or set AWS_REGION"
-        )
+            "no AWS region for Bedrock: pass --region, set \"region\" in the flow config file "
+            "(--bedrock-config), or set AWS_REGION")
     return resolved
+
+
+def default_model_id(region: str) -> str:
+    """Nova Pro through the region's inference profile (gateway/bedrock/profiles.py)."""
+    from gateway.bedrock.profiles import default_model_id as by_region
+
+    return by_region(region)
 
 
 @dataclass(frozen=True)
@@ -89,7 +153,6 @@ class ClientSettings:
     region: str
     endpoint_url: str | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     max_pool_connections: int = 32  # the gateway calls from many RPC threads at once
 
     def botocore_config(self) -> Config:
@@ -97,9 +160,18 @@ class ClientSettings:
             region_name=self.region,
             connect_timeout=self.timeout_s,
             read_timeout=self.timeout_s,
-            retries={"mode": "adaptive", "total_max_attempts": max(1, self.max_attempts)},
+            # One attempt per botocore call: the retry loop in _BedrockVectorizer knows the deadline.
+            retries={"mode": "standard", "total_max_attempts": 1},
             max_pool_connections=self.max_pool_connections,
         )
+
+
+def _apply_attempt_timeout(context: dict, **_: Any) -> None:
+    """botocore before-call hook: this attempt's read timeout (botocore honours
+    context["read_timeout"] per request, over the client's configured one)."""
+    timeout = _ATTEMPT_READ_TIMEOUT.get()
+    if timeout is not None:
+        context["read_timeout"] = timeout
 
 
 class _LazyClient:
@@ -117,34 +189,134 @@ class _LazyClient:
             with self._lock:
                 if self._client is None:
                     session = boto3.session.Session()
-                    self._client = session.client(
+                    client = session.client(
                         self._service,
                         region_name=self._settings.region,
                         endpoint_url=self._settings.endpoint_url,
                         config=self._settings.botocore_config(),
                     )
+                    client.meta.events.register("before-call", _apply_attempt_timeout)
+                    self._client = client
         return self._client
 
 
-def _classify(exc: BaseException, api: str) -> BedrockUnavailable:
+def _error_code(exc: bce.ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def classify(exc: BaseException, api: str, *, region: str = "", target: str = "",
+             attempts: int = 1) -> BedrockUnavailable:
     """Map a botocore/urllib3 failure to BedrockUnavailable with an actionable message."""
+    tried = f" after {attempts} attempt(s)"
     if isinstance(exc, _CREDENTIAL_ERRORS):
         return BedrockUnavailable(
             f"Bedrock {api}: no AWS credentials found in the standard chain "
-            "(env, ~/.aws, SSO, instance/container role)", "no_credentials")
+            "(env, ~/.aws, SSO, instance/container role)", "no_credentials", permanent=True,
+            remedy="give the gateway an AWS identity: a role (instance, ECS, EKS), AWS_PROFILE "
+                   "with `aws sso login`, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
     if isinstance(exc, _TIMEOUT_ERRORS):
-        return BedrockUnavailable(f"Bedrock {api} timed out: {type(exc).__name__}", "timeout")
+        return BedrockUnavailable(f"Bedrock {api} timed out{tried}: {type(exc).__name__}", "timeout")
     if isinstance(exc, bce.ClientError):
-        error = exc.response.get("Error", {})
-        code = error.get("Code", "Unknown")
+        code = _error_code(exc)
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        attempts = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1
-        reason = "throttled" if code in _THROTTLING_CODES or status == 429 else "error"
-        return BedrockUnavailable(
-            f"Bedrock {api} failed with {code} (HTTP {status}) after {attempts} attempt(s)", reason)
+        detail = str(exc.response.get("Error", {}).get("Message", ""))[:300]
+        where = f"Bedrock {api} failed with {code} (HTTP {status}){tried}"
+        permanent = _PERMANENT_CODES.get(code.lower())
+        if permanent:
+            outcome, remedy = permanent
+            remedy = remedy.format(api=api, region=region or "?", target=target or "the resource")
+            return BedrockUnavailable(f"{where}: {detail}" if detail else where, outcome,
+                                      permanent=True, remedy=remedy)
+        if code.lower() in _THROTTLING_CODES or status == 429:
+            return BedrockUnavailable(where, "throttled")
+        return BedrockUnavailable(where, "error")
     if isinstance(exc, bce.EndpointConnectionError | urllib3.exceptions.HTTPError):
-        return BedrockUnavailable(f"Bedrock {api} endpoint unreachable: {type(exc).__name__}", "error")
-    return BedrockUnavailable(f"Bedrock {api} failed: {type(exc).__name__}", "error")
+        return BedrockUnavailable(f"Bedrock {api} endpoint unreachable{tried}: {type(exc).__name__}", "error")
+    return BedrockUnavailable(f"Bedrock {api} failed{tried}: {type(exc).__name__}", "error")
+
+
+# --------------------------------------------------------------------------- health
+
+
+class BedrockHealth:
+    """Whether the Bedrock vectorizer is degraded by a permanent error.
+
+    Degraded after a permanent error (logged once, with its remedy; gauge
+    gateway_vectorizer_degraded{vectorizer,kind} = 1); healthy again after the next successful
+    call. While degraded, `short_circuit()` answers the last error at once, except one call
+    per `recheck_s` seconds that goes to Bedrock to see whether the setup was fixed.
+    Listeners (the server's health service) are called with the detail dict on every change."""
+
+    def __init__(self, vectorizer: str, recheck_s: float = DEFAULT_RECHECK_S):
+        self.vectorizer = vectorizer
+        self.recheck_s = recheck_s
+        self._lock = threading.Lock()
+        self._error: BedrockUnavailable | None = None
+        self._since = 0.0
+        self._next_check = 0.0
+        self._listeners: list[Callable[[dict | None], None]] = []
+        metrics.VECTORIZER_DEGRADED.labels(vectorizer=vectorizer, kind="none").set(0)
+
+    @property
+    def degraded(self) -> bool:
+        return self._error is not None
+
+    def detail(self) -> dict | None:
+        """None when healthy; else what is wrong and what to do."""
+        error = self._error
+        if error is None:
+            return None
+        return {"vectorizer": self.vectorizer, "kind": error.reason, "error": str(error),
+                "remedy": error.remedy, "since_unix": self._since}
+
+    def add_listener(self, listener: Callable[[dict | None], None]) -> None:
+        self._listeners.append(listener)
+
+    def short_circuit(self) -> BedrockUnavailable | None:
+        """The error to answer without calling Bedrock, or None to make the call."""
+        with self._lock:
+            if self._error is None:
+                return None
+            now = time.monotonic()
+            if now >= self._next_check:
+                self._next_check = now + self.recheck_s  # this caller re-checks; others wait
+                return None
+            error = self._error
+        return BedrockUnavailable(f"{error} (degraded: not retried for {self.recheck_s:g} s)",
+                                  error.reason, permanent=True, remedy=error.remedy)
+
+    def record_ok(self) -> None:
+        if self._error is None:
+            return
+        with self._lock:
+            previous, self._error = self._error, None
+        if previous is not None:
+            metrics.VECTORIZER_DEGRADED.labels(vectorizer=self.vectorizer, kind=previous.reason).set(0)
+            log.warning("event=bedrock_recovered vectorizer=%s was=%s", self.vectorizer, previous.reason)
+            self._notify(None)
+
+    def record_permanent(self, error: BedrockUnavailable) -> None:
+        with self._lock:
+            previous = self._error
+            self._error = error
+            self._next_check = time.monotonic() + self.recheck_s
+            if previous is None:
+                self._since = time.time()
+        if previous is not None and previous.reason == error.reason:
+            return  # logged once per kind, not once per call
+        if previous is not None:
+            metrics.VECTORIZER_DEGRADED.labels(vectorizer=self.vectorizer, kind=previous.reason).set(0)
+        metrics.VECTORIZER_DEGRADED.labels(vectorizer=self.vectorizer, kind=error.reason).set(1)
+        log.error("event=bedrock_degraded vectorizer=%s kind=%s error=%r remedy=%r recheck_s=%g",
+                  self.vectorizer, error.reason, str(error), error.remedy, self.recheck_s)
+        self._notify(self.detail())
+
+    def _notify(self, detail: dict | None) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(detail)
+            except Exception:  # a listener must never break a customer's call
+                log.exception("event=bedrock_health_listener_failed")
 
 
 class _BedrockCall:
@@ -172,11 +344,88 @@ class _BedrockCall:
                 elapsed * 1000, "" if exc is None else f" error={str(exc)!r}")
 
 
+class _BedrockVectorizer:
+    """What both paths share: the client, the retry loop bounded by the caller's deadline,
+    permanent-error health, metrics. Subclasses implement `_attempt(text)`."""
+
+    name = ""
+    api = ""
+
+    def __init__(self, service: str, *, region: str, endpoint_url: str | None, timeout_s: float,
+                 max_attempts: int, recheck_s: float = DEFAULT_RECHECK_S):
+        if timeout_s <= 0:
+            raise ValueError(f"Bedrock timeout must be positive, got {timeout_s}")
+        self.region = region
+        self.timeout_s = timeout_s
+        self.max_attempts = max(1, max_attempts)
+        self.health = BedrockHealth(self.name, recheck_s)
+        self._client = _LazyClient(service, ClientSettings(region, endpoint_url, timeout_s))
+
+    @property
+    def target(self) -> str:
+        return ""
+
+    def vectorize(self, text: str) -> VectorizeResult:
+        return VectorizeResult(self.call(text)[0], self.name, language_of(text))
+
+    def call(self, text: str) -> tuple[tuple[float, ...], dict[str, Any]]:
+        """(features, details) of one vectorizing call, retried within the caller's deadline.
+        details: attempts, and what the API reports (the flow's executionId)."""
+        short = self.health.short_circuit()
+        if short is not None:
+            raise short
+        with _BedrockCall(self.api):
+            attempt = 0
+            while True:
+                attempt += 1
+                read_timeout = self.timeout_s
+                left = deadlines.remaining()
+                if left is not None:
+                    if left < MIN_ATTEMPT_S:
+                        raise BedrockUnavailable(
+                            f"Bedrock {self.api}: the caller's deadline left {max(left, 0) * 1000:.0f} ms "
+                            f"before attempt {attempt}", "deadline")
+                    read_timeout = min(read_timeout, left)
+                token = _ATTEMPT_READ_TIMEOUT.set(read_timeout)
+                try:
+                    features, details = self._attempt(text)
+                    details["attempts"] = attempt
+                    self.health.record_ok()
+                    return features, details
+                except _CALL_ERRORS as exc:
+                    error = classify(exc, self.api, region=self.region, target=self.target, attempts=attempt)
+                    error.__cause__ = exc
+                except InvalidModelOutput:
+                    self.health.record_ok()  # Bedrock answered: the setup works, the answer did not
+                    raise
+                except BedrockUnavailable as exc:
+                    error = exc
+                finally:
+                    _ATTEMPT_READ_TIMEOUT.reset(token)
+                if error.permanent:
+                    self.health.record_permanent(error)
+                    raise error
+                if not error.retryable or attempt >= self.max_attempts:
+                    raise error
+                backoff = random.uniform(0.5, 1.0) * min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (attempt - 1))
+                left = deadlines.remaining()
+                if left is not None and left < backoff + MIN_ATTEMPT_S:
+                    error.args = (f"{error} (no time left on the caller's deadline to retry)",)
+                    raise error
+                log.info("event=bedrock_retry api=%s attempt=%d reason=%s backoff_ms=%.0f",
+                         self.api, attempt, error.reason, backoff * 1000)
+                time.sleep(backoff)
+
+    def _attempt(self, text: str) -> tuple[tuple[float, ...], dict[str, Any]]:
+        raise NotImplementedError
+
+
 # --------------------------------------------------------------------------- Converse
 
 
-class BedrockConverseVectorizer:
-    """`bedrock-runtime` Converse with a foundation model (Nova Pro by default).
+class BedrockConverseVectorizer(_BedrockVectorizer):
+    """`bedrock-runtime` Converse with a foundation model (Nova Pro by default, through the
+    region's inference profile).
 
     output="tool" (default) offers one tool whose input schema is generated from the schema
     and forces the model to call it; output="json" asks for exactly one JSON object as text.
@@ -185,17 +434,22 @@ class BedrockConverseVectorizer:
     name = BEDROCK_CONVERSE
     api = "converse"
 
-    def __init__(self, *, region: str, model_id: str = DEFAULT_MODEL_ID, endpoint_url: str | None = None,
+    def __init__(self, *, region: str, model_id: str | None = None, endpoint_url: str | None = None,
                  timeout_s: float = DEFAULT_TIMEOUT_S, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-                 output: str = "tool", max_tokens: int = DEFAULT_MAX_TOKENS):
+                 output: str = "tool", max_tokens: int = DEFAULT_MAX_TOKENS,
+                 recheck_s: float = DEFAULT_RECHECK_S):
         if output not in ("tool", "json"):
             raise ValueError(f"output must be 'tool' or 'json', got {output!r}")
-        self.model_id = model_id
+        super().__init__("bedrock-runtime", region=region, endpoint_url=endpoint_url, timeout_s=timeout_s,
+                         max_attempts=max_attempts, recheck_s=recheck_s)
+        self.model_id = model_id or default_model_id(region)
         self.output = output
         self.max_tokens = max_tokens
         self._system = prompt.render_instructions(output)
-        self._client = _LazyClient(
-            "bedrock-runtime", ClientSettings(region, endpoint_url, timeout_s, max_attempts))
+
+    @property
+    def target(self) -> str:
+        return f"model {self.model_id}"
 
     def request(self, text: str) -> dict[str, Any]:
         """The Converse arguments for one message (public so tests and docs can show them)."""
@@ -216,15 +470,11 @@ class BedrockConverseVectorizer:
             }
         return kwargs
 
-    def vectorize(self, text: str) -> VectorizeResult:
+    def _attempt(self, text: str) -> tuple[tuple[float, ...], dict[str, Any]]:
         log.debug("event=bedrock_converse_request chars=%d text=%r", len(text), text)
-        with _BedrockCall(self.api):
-            try:
-                response = self._client.get().converse(**self.request(text))
-            except (bce.BotoCoreError, bce.ClientError, urllib3.exceptions.HTTPError) as exc:
-                raise _classify(exc, self.api) from exc
-            features = self._parse(response)
-        return VectorizeResult(features, BEDROCK_CONVERSE, language_of(text))
+        response = self._client.get().converse(**self.request(text))
+        request_id = response.get("ResponseMetadata", {}).get("RequestId", "")
+        return self._parse(response), {"request_id": request_id}
 
     def _parse(self, response: dict[str, Any]) -> tuple[float, ...]:
         stop = response.get("stopReason")
@@ -247,7 +497,11 @@ class BedrockConverseVectorizer:
 
 # --------------------------------------------------------------------------- prompt flow
 
-_FLOW_CONFIG_KEYS = {"region", "flowIdentifier", "flowAliasIdentifier", "inputNodeName", "inputNodeOutputName"}
+# Keys `python -m gateway bedrock setup` writes besides the three the vectorizer needs; the
+# vectorizer ignores them, `bedrock status` / `teardown` use them.
+_FLOW_CONFIG_KEYS = {"region", "flowIdentifier", "flowAliasIdentifier", "inputNodeName", "inputNodeOutputName",
+                     "flowVersion", "promptIdentifier", "promptVersion", "modelId", "flowName", "promptName",
+                     "aliasName"}
 _SECRET_HINTS = ("secret", "accesskey", "access_key", "sessiontoken", "session_token", "password")
 
 
@@ -261,8 +515,9 @@ class FlowConfig:
     input_node_name: str = "FlowInputNode"
     input_node_output_name: str = "document"
 
-    @classmethod
-    def load(cls, path: str | Path) -> FlowConfig:
+    @staticmethod
+    def read(path: str | Path) -> dict[str, Any]:
+        """The file's JSON object, checked: no credentials, no unknown keys, the ids present."""
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -284,6 +539,11 @@ class FlowConfig:
         for key in ("flowIdentifier", "flowAliasIdentifier"):
             if not isinstance(data.get(key), str) or not data[key]:
                 raise ValueError(f"Bedrock flow config {path} needs a non-empty string {key!r}")
+        return data
+
+    @classmethod
+    def load(cls, path: str | Path) -> FlowConfig:
+        data = cls.read(path)
         return cls(
             flow_identifier=data["flowIdentifier"],
             flow_alias_identifier=data["flowAliasIdentifier"],
@@ -293,7 +553,21 @@ class FlowConfig:
         )
 
 
-class BedrockFlowVectorizer:
+def flow_region(config: FlowConfig, region: str | None) -> str:
+    """The region a flow is called in. A flow lives in exactly one region, so the config file's
+    region wins over --region / AWS_REGION (which often name the operator's usual region, not the
+    flow's); a conflict is logged once at start. Without a region in the file, --region /
+    AWS_REGION / the AWS profile decide."""
+    if config.region:
+        if region and region != config.region:
+            log.warning("event=bedrock_region_conflict using=%s source=flow_config ignored=%s "
+                        "hint='the flow config file names the flow's region; --region/AWS_REGION is "
+                        "not used for the flow'", config.region, region)
+        return config.region
+    return resolve_region(region)
+
+
+class BedrockFlowVectorizer(_BedrockVectorizer):
     """`bedrock-agent-runtime` InvokeFlow on a flow alias (input -> prompt -> output).
 
     The message goes in JSON-encoded as the input node's document; the response is an event
@@ -304,15 +578,19 @@ class BedrockFlowVectorizer:
     api = "invoke_flow"
 
     def __init__(self, config: FlowConfig, *, region: str | None = None, endpoint_url: str | None = None,
-                 timeout_s: float = DEFAULT_TIMEOUT_S, max_attempts: int = DEFAULT_MAX_ATTEMPTS):
+                 timeout_s: float = DEFAULT_TIMEOUT_S, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+                 recheck_s: float = DEFAULT_RECHECK_S):
         self.config = config
-        self._client = _LazyClient(
-            "bedrock-agent-runtime",
-            ClientSettings(resolve_region(region or config.region), endpoint_url, timeout_s, max_attempts))
+        super().__init__("bedrock-agent-runtime", region=flow_region(config, region), endpoint_url=endpoint_url,
+                         timeout_s=timeout_s, max_attempts=max_attempts, recheck_s=recheck_s)
 
     @classmethod
     def from_config_file(cls, path: str | Path, **kwargs: Any) -> BedrockFlowVectorizer:
         return cls(FlowConfig.load(path), **kwargs)
+
+    @property
+    def target(self) -> str:
+        return f"flow {self.config.flow_identifier} alias {self.config.flow_alias_identifier}"
 
     def request(self, text: str) -> dict[str, Any]:
         return {
@@ -325,19 +603,14 @@ class BedrockFlowVectorizer:
             }],
         }
 
-    def vectorize(self, text: str) -> VectorizeResult:
+    def _attempt(self, text: str) -> tuple[tuple[float, ...], dict[str, Any]]:
         log.debug("event=bedrock_flow_request chars=%d text=%r", len(text), text)
-        with _BedrockCall(self.api):
-            try:
-                response = self._client.get().invoke_flow(**self.request(text))
-                document = self._read_stream(response["responseStream"])
-            except (bce.BotoCoreError, bce.ClientError, urllib3.exceptions.HTTPError) as exc:
-                raise _classify(exc, self.api) from exc
-            if isinstance(document, str):
-                features = parse_model_text(document)
-            else:  # an output node of type Object/Array hands over decoded JSON
-                features = parse_vector_value(document)
-        return VectorizeResult(features, BEDROCK_FLOW, language_of(text))
+        response = self._client.get().invoke_flow(**self.request(text))
+        details = {"execution_id": response.get("executionId", "")}
+        document = self._read_stream(response["responseStream"])
+        if isinstance(document, str):
+            return parse_model_text(document), details
+        return parse_vector_value(document), details  # an Object/Array output node hands over JSON
 
     @staticmethod
     def _read_stream(stream: Any) -> Any:
@@ -352,7 +625,7 @@ class BedrockFlowVectorizer:
                 elif "flowMultiTurnInputRequestEvent" in event:
                     raise BedrockUnavailable(
                         "Bedrock flow asked for more input (multi-turn); the vectorizer flow must be "
-                        "input -> prompt -> output", "error")
+                        "input -> prompt -> output", "error", retryable=False)
         finally:
             close = getattr(stream, "close", None)
             if close:
@@ -360,7 +633,18 @@ class BedrockFlowVectorizer:
         log.debug("event=bedrock_flow_output outputs=%r completion=%s", outputs, completion)
         if completion != "SUCCESS":
             raise BedrockUnavailable(f"Bedrock flow did not complete successfully (completionReason={completion})",
-                                     "error")
+                                     "error", retryable=False)
         if len(outputs) != 1:
             raise InvalidModelOutput(f"Bedrock flow must produce exactly one output, produced {len(outputs)}")
         return outputs[0]
+
+
+def find_bedrock(vectorizer: Any) -> _BedrockVectorizer | None:
+    """The Bedrock vectorizer inside a served chain (counting / fallback / cache wrappers), if any."""
+    seen = 0
+    while vectorizer is not None and seen < 10:
+        if isinstance(vectorizer, _BedrockVectorizer):
+            return vectorizer
+        vectorizer = getattr(vectorizer, "primary", None) or getattr(vectorizer, "inner", None)
+        seen += 1
+    return None

@@ -9,6 +9,13 @@ Bedrock vectorizers are tested through the real boto3 clients (via `endpoint_url
   carrying flowOutputEvent and flowCompletionEvent, as the service does.
 - Errors as the service sends them: status code, `x-amzn-ErrorType` header and a JSON body
   with `message` (429 ThrottlingException, 500 InternalServerException, ...).
+- The control plane `python -m gateway bedrock setup/status/teardown` drives: bedrock-agent's
+  Prompt management and Flows operations (CreatePrompt ... DeleteFlow, see ControlPlane) and
+  bedrock's GetInferenceProfile, kept in memory per fake (`fake.control`). InvokeFlow on a
+  flow the control plane knows checks that the flow is prepared and the alias exists (else
+  ResourceNotFoundException, as the service answers); other flow ids answer as scripted.
+  `fake.fail_control("CreateFlow", error(403, "AccessDeniedException", ...))` makes one
+  control-plane call fail.
 
 Each test scripts the replies (`fake.script(answer(...), throttle(), ...)`; when the script
 is used up, `fake.default` answers) and reads `fake.requests` to see what reached Bedrock.
@@ -21,8 +28,10 @@ is used up, `fake.default` answers) and reads `fake.requests` to see what reache
 from __future__ import annotations
 
 import json
+import re
 import struct
 import threading
+import time
 import uuid
 from binascii import crc32
 from collections import deque
@@ -30,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 EVENTSTREAM_CONTENT_TYPE = "application/vnd.amazon.eventstream"
 _STRING_HEADER_TYPE = 7  # event stream header value type: UTF-8 string, 2-byte length
@@ -94,10 +103,19 @@ class RecordedRequest:
     path: str  # URL-decoded
     headers: dict[str, str]  # lower-case names
     body: bytes
+    operation: str = ""  # the control-plane operation (CreatePrompt, ...); "" for runtime calls
 
     @property
     def api(self) -> str:
+        if self.operation:
+            return self.operation
         return "converse" if self.path.startswith("/model/") else "invoke_flow"
+
+    @property
+    def region(self) -> str:
+        """The region the request was signed for (SigV4 credential scope)."""
+        match = re.search(r"Credential=[^/]+/\d+/([^/]+)/", self.headers.get("authorization", ""))
+        return match.group(1) if match else ""
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
@@ -211,6 +229,410 @@ def isolate_aws_env(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
+# --------------------------------------------------------------------------- control plane
+# bedrock-agent (Prompt management, Flows) and bedrock GetInferenceProfile, rest-json as the
+# service model in botocore/data/bedrock-agent/2023-06-05 describes them: routes, status codes
+# (201 create, 202 prepare), ISO 8601 timestamps, ids of 10 upper-case characters, ARNs, the
+# built-in TSTALIASID test alias of every flow, versions as snapshots of the draft, and the
+# errors the service answers (ResourceNotFoundException 404, ConflictException 409,
+# ValidationException 400).
+
+ACCOUNT = "123456789012"
+TEST_ALIAS_ID = "TSTALIASID"
+# Destination regions of the system-defined Nova Pro profiles the fake knows.
+FAKE_PROFILE_REGIONS = {
+    "us": ("us-east-1", "us-east-2", "us-west-2"),
+    "eu": ("eu-central-1", "eu-north-1", "eu-west-1", "eu-west-3"),
+    "apac": ("ap-northeast-1", "ap-northeast-2", "ap-south-1", "ap-southeast-1", "ap-southeast-2"),
+}
+
+
+class AwsError(Exception):
+    def __init__(self, status: int, error_type: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+
+    def response(self):
+        return error(self.status, self.error_type, str(self)).build(None)  # type: ignore[arg-type]
+
+
+def _not_found(what: str) -> AwsError:
+    return AwsError(404, "ResourceNotFoundException", f"{what} not found")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex[:10].upper()
+
+
+class ControlPlane:
+    """In-memory prompts and flows of one fake account; every method answers one operation."""
+
+    def __init__(self) -> None:
+        self.prompts: dict[str, dict[str, Any]] = {}
+        self.flows: dict[str, dict[str, Any]] = {}
+        self.deleted_flows: set[str] = set()
+        self.lock = threading.Lock()
+
+    # ------------------------------------------------------------------ routing
+
+    ROUTES: list[tuple[str, re.Pattern[str], str]] = [
+        (m, re.compile(p), op) for m, p, op in [
+            ("GET", r"^/prompts/$", "ListPrompts"),
+            ("POST", r"^/prompts/$", "CreatePrompt"),
+            ("GET", r"^/prompts/(?P<prompt>[^/]+)/$", "GetPrompt"),
+            ("PUT", r"^/prompts/(?P<prompt>[^/]+)/$", "UpdatePrompt"),
+            ("DELETE", r"^/prompts/(?P<prompt>[^/]+)/$", "DeletePrompt"),
+            ("POST", r"^/prompts/(?P<prompt>[^/]+)/versions$", "CreatePromptVersion"),
+            ("GET", r"^/flows/$", "ListFlows"),
+            ("POST", r"^/flows/$", "CreateFlow"),
+            ("GET", r"^/flows/(?P<flow>[^/]+)/$", "GetFlow"),
+            ("PUT", r"^/flows/(?P<flow>[^/]+)/$", "UpdateFlow"),
+            ("POST", r"^/flows/(?P<flow>[^/]+)/$", "PrepareFlow"),
+            ("DELETE", r"^/flows/(?P<flow>[^/]+)/$", "DeleteFlow"),
+            ("POST", r"^/flows/(?P<flow>[^/]+)/versions$", "CreateFlowVersion"),
+            ("GET", r"^/flows/(?P<flow>[^/]+)/versions$", "ListFlowVersions"),
+            ("GET", r"^/flows/(?P<flow>[^/]+)/versions/(?P<version>[^/]+)/$", "GetFlowVersion"),
+            ("DELETE", r"^/flows/(?P<flow>[^/]+)/versions/(?P<version>[^/]+)/$", "DeleteFlowVersion"),
+            ("POST", r"^/flows/(?P<flow>[^/]+)/aliases$", "CreateFlowAlias"),
+            ("GET", r"^/flows/(?P<flow>[^/]+)/aliases$", "ListFlowAliases"),
+            ("GET", r"^/flows/(?P<flow>[^/]+)/aliases/(?P<alias>[^/]+)$", "GetFlowAlias"),
+            ("PUT", r"^/flows/(?P<flow>[^/]+)/aliases/(?P<alias>[^/]+)$", "UpdateFlowAlias"),
+            ("DELETE", r"^/flows/(?P<flow>[^/]+)/aliases/(?P<alias>[^/]+)$", "DeleteFlowAlias"),
+            ("GET", r"^/inference-profiles/(?P<profile>[^/]+)$", "GetInferenceProfile"),
+        ]
+    ]
+
+    @classmethod
+    def operation(cls, method: str, path: str) -> tuple[str, dict[str, str]] | None:
+        for route_method, pattern, op in cls.ROUTES:
+            match = pattern.match(path)
+            if route_method == method and match:
+                return op, match.groupdict()
+        return None
+
+    def handle(self, op: str, params: dict[str, str], query: dict[str, str], body: Any, region: str):
+        with self.lock:
+            status, answer = getattr(self, "_" + op)(params=params, query=query, body=body or {}, region=region)
+        return _json_response(status, answer)
+
+    def invoke_problem(self, flow_id: str, alias_id: str) -> AwsError | None:
+        """Why InvokeFlow on a flow this control plane made would fail (None: it would run)."""
+        with self.lock:
+            if flow_id in self.deleted_flows:
+                return _not_found(f"flow {flow_id}")
+            flow = self.flows.get(flow_id)
+            if flow is None:
+                return None  # not made here: the test scripts the answer
+            alias = flow["aliases"].get(alias_id)
+            if alias is None:
+                return _not_found(f"alias {alias_id} of flow {flow_id}")
+            version = alias["routingConfiguration"][0]["flowVersion"]
+            status = flow["status"] if version == "DRAFT" else flow["versions"][version]["status"]
+            if status != "Prepared":
+                return AwsError(400, "ValidationException", f"flow {flow_id} is not prepared")
+            return None
+
+    # ------------------------------------------------------------------ helpers
+
+    def _prompt(self, prompt_id: str) -> dict[str, Any]:
+        prompt = self.prompts.get(prompt_id)
+        if prompt is None:
+            raise _not_found(f"prompt {prompt_id}")
+        return prompt
+
+    def _flow(self, flow_id: str) -> dict[str, Any]:
+        flow = self.flows.get(flow_id)
+        if flow is None:
+            raise _not_found(f"flow {flow_id}")
+        return flow
+
+    @staticmethod
+    def _page(items: list[Any], query: dict[str, str]) -> tuple[list[Any], str | None]:
+        start = int(query.get("nextToken") or 0)
+        size = int(query.get("maxResults") or 10)  # small pages, so clients must paginate
+        end = start + size
+        return items[start:end], (str(end) if end < len(items) else None)
+
+    @staticmethod
+    def _prompt_view(prompt: dict[str, Any], version: str = "DRAFT") -> dict[str, Any]:
+        data = prompt if version == "DRAFT" else prompt["versions"].get(version)
+        if data is None:
+            raise _not_found(f"prompt {prompt['id']} version {version}")
+        arn = prompt["arn"] + ("" if version == "DRAFT" else f":{version}")
+        view = {k: data[k] for k in ("name", "description", "variants", "defaultVariant") if data.get(k) is not None}
+        return {**view, "id": prompt["id"], "arn": arn, "version": version,
+                "createdAt": data["createdAt"], "updatedAt": data["updatedAt"]}
+
+    @staticmethod
+    def _check_prompt_body(body: dict[str, Any]) -> None:
+        for variant in body.get("variants") or []:
+            if not variant.get("modelId"):
+                raise AwsError(400, "ValidationException", f"variant {variant.get('name')} needs a modelId")
+            text_config = variant.get("templateConfiguration", {}).get("text", {})
+            for var in text_config.get("inputVariables", []):
+                if "{{" + var["name"] + "}}" not in text_config.get("text", ""):
+                    raise AwsError(400, "ValidationException",
+                                   f"input variable {var['name']} does not appear in the template")
+
+    # ------------------------------------------------------------------ prompts
+
+    def _CreatePrompt(self, body, region, **_):
+        if any(p["name"] == body["name"] for p in self.prompts.values()):
+            raise AwsError(409, "ConflictException", f"a prompt named {body['name']} already exists")
+        self._check_prompt_body(body)
+        prompt_id, now = _new_id(), _now()
+        self.prompts[prompt_id] = {
+            **{k: body.get(k) for k in ("name", "description", "variants", "defaultVariant")},
+            "id": prompt_id, "arn": f"arn:aws:bedrock:{region}:{ACCOUNT}:prompt/{prompt_id}",
+            "createdAt": now, "updatedAt": now, "versions": {}, "next_version": 1,
+        }
+        return 201, self._prompt_view(self.prompts[prompt_id])
+
+    def _GetPrompt(self, params, query, **_):
+        return 200, self._prompt_view(self._prompt(params["prompt"]), query.get("promptVersion") or "DRAFT")
+
+    def _UpdatePrompt(self, params, body, **_):
+        prompt = self._prompt(params["prompt"])
+        self._check_prompt_body(body)
+        prompt.update({k: body.get(k) for k in ("name", "description", "variants", "defaultVariant")})
+        prompt["updatedAt"] = _now()
+        return 200, self._prompt_view(prompt)
+
+    def _CreatePromptVersion(self, params, **_):
+        prompt = self._prompt(params["prompt"])
+        version = str(prompt["next_version"])
+        prompt["next_version"] += 1
+        now = _now()
+        prompt["versions"][version] = {**{k: json.loads(json.dumps(prompt[k])) for k in
+                                          ("name", "description", "variants", "defaultVariant")},
+                                       "createdAt": now, "updatedAt": now}
+        return 201, self._prompt_view(prompt, version)
+
+    def _ListPrompts(self, query, **_):
+        if query.get("promptIdentifier"):
+            prompt = self._prompt(query["promptIdentifier"])
+            views = [self._prompt_view(prompt)] + [self._prompt_view(prompt, v) for v in prompt["versions"]]
+        else:
+            views = [self._prompt_view(p) for p in self.prompts.values()]
+        keys = ("name", "description", "id", "arn", "version", "createdAt", "updatedAt")
+        page, token = self._page([{k: v[k] for k in keys if k in v} for v in views], query)
+        return 200, {"promptSummaries": page, **({"nextToken": token} if token else {})}
+
+    def _DeletePrompt(self, params, query, **_):
+        prompt = self._prompt(params["prompt"])
+        version = query.get("promptVersion")
+        if version:
+            if prompt["versions"].pop(version, None) is None:
+                raise _not_found(f"prompt {prompt['id']} version {version}")
+            return 200, {"id": prompt["id"], "version": version}
+        del self.prompts[prompt["id"]]
+        return 200, {"id": prompt["id"]}
+
+    # ------------------------------------------------------------------ flows
+
+    @staticmethod
+    def _flow_view(flow: dict[str, Any], version: str = "DRAFT") -> dict[str, Any]:
+        data = flow if version == "DRAFT" else flow["versions"].get(version)
+        if data is None:
+            raise _not_found(f"flow {flow['id']} version {version}")
+        view = {k: data[k] for k in ("name", "description", "executionRoleArn", "definition") if data.get(k)}
+        view.update({"id": flow["id"], "arn": flow["arn"], "status": data["status"], "version": version,
+                     "createdAt": data["createdAt"]})
+        if version == "DRAFT":
+            view["updatedAt"] = flow["updatedAt"]
+            if flow.get("validations"):
+                view["validations"] = flow["validations"]
+        return view
+
+    def _CreateFlow(self, body, region, **_):
+        if any(f["name"] == body["name"] for f in self.flows.values()):
+            raise AwsError(409, "ConflictException", f"a flow named {body['name']} already exists")
+        flow_id, now = _new_id(), _now()
+        self.flows[flow_id] = {
+            **{k: body.get(k) for k in ("name", "description", "executionRoleArn", "definition")},
+            "id": flow_id, "arn": f"arn:aws:bedrock:{region}:{ACCOUNT}:flow/{flow_id}", "status": "NotPrepared",
+            "createdAt": now, "updatedAt": now, "versions": {}, "next_version": 1, "aliases": {
+                TEST_ALIAS_ID: {"name": "TSTALIASID", "description": "Test alias", "id": TEST_ALIAS_ID,
+                                "flowId": flow_id, "routingConfiguration": [{"flowVersion": "DRAFT"}],
+                                "arn": f"arn:aws:bedrock:{region}:{ACCOUNT}:flow/{flow_id}/alias/{TEST_ALIAS_ID}",
+                                "createdAt": now, "updatedAt": now}},
+            "prepare_polls": 0,
+        }
+        return 201, self._flow_view(self.flows[flow_id])
+
+    def _ListFlows(self, query, **_):
+        keys = ("name", "description", "id", "arn", "status", "createdAt", "updatedAt", "version")
+        views = [{k: v[k] for k in keys if v.get(k)} for v in (self._flow_view(f) for f in self.flows.values())]
+        page, token = self._page(views, query)
+        return 200, {"flowSummaries": page, **({"nextToken": token} if token else {})}
+
+    def _GetFlow(self, params, **_):
+        flow = self._flow(params["flow"])
+        if flow["status"] == "Preparing":  # one look while preparing, like the service's seconds
+            flow["status"] = flow.pop("prepared_status")
+        return 200, self._flow_view(flow)
+
+    def _UpdateFlow(self, params, body, **_):
+        flow = self._flow(params["flow"])
+        flow.update({k: body.get(k) for k in ("name", "description", "executionRoleArn", "definition")})
+        flow.update(status="NotPrepared", updatedAt=_now(), validations=None)
+        return 200, self._flow_view(flow)
+
+    def _PrepareFlow(self, params, **_):
+        flow = self._flow(params["flow"])
+        problems = self._validate_definition(flow.get("definition") or {})
+        flow["validations"] = [{"message": p, "severity": "Error"} for p in problems] or None
+        flow["prepared_status"] = "Failed" if problems else "Prepared"
+        flow["status"] = "Preparing"
+        return 202, {"id": flow["id"], "status": "Preparing"}
+
+    def _validate_definition(self, definition: dict[str, Any]) -> list[str]:
+        nodes = {n["name"]: n for n in definition.get("nodes", [])}
+        problems = []
+        kinds = [n["type"] for n in nodes.values()]
+        if kinds.count("Input") != 1 or "Output" not in kinds:
+            problems.append("a flow needs exactly one Input node and at least one Output node")
+        for connection in definition.get("connections", []):
+            data = connection.get("configuration", {}).get("data", {})
+            source, target = nodes.get(connection["source"]), nodes.get(connection["target"])
+            if source is None or target is None:
+                problems.append(f"connection {connection['name']} joins unknown nodes")
+                continue
+            if data.get("sourceOutput") not in [o["name"] for o in source.get("outputs", [])]:
+                problems.append(f"connection {connection['name']}: {source['name']} has no output "
+                                f"{data.get('sourceOutput')}")
+            if data.get("targetInput") not in [i["name"] for i in target.get("inputs", [])]:
+                problems.append(f"connection {connection['name']}: {target['name']} has no input "
+                                f"{data.get('targetInput')}")
+        for node in nodes.values():
+            if node["type"] != "Prompt":
+                continue
+            arn = node.get("configuration", {}).get("prompt", {}).get("sourceConfiguration", {}) \
+                .get("resource", {}).get("promptArn", "")
+            match = re.match(r"^arn:aws:bedrock:[^:]+:\d+:prompt/([A-Z0-9]+)(?::(\d+))?$", arn)
+            prompt = self.prompts.get(match.group(1)) if match else None
+            version = match.group(2) if match else None
+            if prompt is None or (version and version not in prompt["versions"]):
+                problems.append(f"node {node['name']}: prompt {arn} does not exist")
+                continue
+            variant = (prompt["versions"][version] if version else prompt)["variants"][0]
+            wanted = {v["name"] for v in variant["templateConfiguration"]["text"].get("inputVariables", [])}
+            given = {i["name"] for i in node.get("inputs", [])}
+            if wanted != given:
+                problems.append(f"node {node['name']}: inputs {sorted(given)} do not match the prompt's "
+                                f"variables {sorted(wanted)}")
+        return problems
+
+    def _DeleteFlow(self, params, query, **_):
+        flow = self._flow(params["flow"])
+        in_use = [a for a in flow["aliases"] if a != TEST_ALIAS_ID]
+        if in_use and query.get("skipResourceInUseCheck") != "true":
+            raise AwsError(409, "ConflictException", f"flow {flow['id']} has aliases {in_use}")
+        del self.flows[flow["id"]]
+        self.deleted_flows.add(flow["id"])
+        return 200, {"id": flow["id"]}
+
+    def _CreateFlowVersion(self, params, **_):
+        flow = self._flow(params["flow"])
+        if flow["status"] != "Prepared":
+            raise AwsError(400, "ValidationException", f"flow {flow['id']} must be prepared before a version is "
+                                                       f"created (status {flow['status']})")
+        version = str(flow["next_version"])
+        flow["next_version"] += 1
+        flow["versions"][version] = {**{k: json.loads(json.dumps(flow[k])) for k in
+                                        ("name", "description", "executionRoleArn", "definition")},
+                                     "status": "Prepared", "createdAt": _now()}
+        return 201, self._flow_view(flow, version)
+
+    def _ListFlowVersions(self, params, query, **_):
+        flow = self._flow(params["flow"])
+        views = [self._flow_view(flow)] + [self._flow_view(flow, v) for v in flow["versions"]]
+        keys = ("id", "arn", "status", "createdAt", "version")
+        page, token = self._page([{k: v[k] for k in keys} for v in views], query)
+        return 200, {"flowVersionSummaries": page, **({"nextToken": token} if token else {})}
+
+    def _GetFlowVersion(self, params, **_):
+        return 200, self._flow_view(self._flow(params["flow"]), params["version"])
+
+    def _DeleteFlowVersion(self, params, query, **_):
+        flow = self._flow(params["flow"])
+        version = params["version"]
+        if version not in flow["versions"]:
+            raise _not_found(f"flow {flow['id']} version {version}")
+        users = [a["id"] for a in flow["aliases"].values()
+                 if any(r.get("flowVersion") == version for r in a["routingConfiguration"])]
+        if users and query.get("skipResourceInUseCheck") != "true":
+            raise AwsError(409, "ConflictException", f"flow version {version} is used by aliases {users}")
+        del flow["versions"][version]
+        return 200, {"id": flow["id"], "version": version}
+
+    def _check_routing(self, flow: dict[str, Any], routing: list[dict[str, Any]]) -> None:
+        for route in routing:
+            if route.get("flowVersion") not in flow["versions"]:
+                raise AwsError(400, "ValidationException",
+                               f"flow {flow['id']} has no version {route.get('flowVersion')}")
+
+    def _CreateFlowAlias(self, params, body, **_):
+        flow = self._flow(params["flow"])
+        if any(a["name"] == body["name"] for a in flow["aliases"].values()):
+            raise AwsError(409, "ConflictException", f"flow {flow['id']} already has an alias {body['name']}")
+        self._check_routing(flow, body["routingConfiguration"])
+        alias_id, now = _new_id(), _now()
+        flow["aliases"][alias_id] = {
+            "name": body["name"], "description": body.get("description"), "id": alias_id, "flowId": flow["id"],
+            "routingConfiguration": body["routingConfiguration"], "arn": f"{flow['arn']}/alias/{alias_id}",
+            "createdAt": now, "updatedAt": now}
+        return 201, {k: v for k, v in flow["aliases"][alias_id].items() if v is not None}
+
+    def _alias(self, params) -> tuple[dict[str, Any], dict[str, Any]]:
+        flow = self._flow(params["flow"])
+        alias = flow["aliases"].get(params["alias"])
+        if alias is None:
+            raise _not_found(f"alias {params['alias']} of flow {flow['id']}")
+        return flow, alias
+
+    def _GetFlowAlias(self, params, **_):
+        return 200, {k: v for k, v in self._alias(params)[1].items() if v is not None}
+
+    def _UpdateFlowAlias(self, params, body, **_):
+        flow, alias = self._alias(params)
+        self._check_routing(flow, body["routingConfiguration"])
+        alias.update(name=body["name"], description=body.get("description"),
+                     routingConfiguration=body["routingConfiguration"], updatedAt=_now())
+        return 200, {k: v for k, v in alias.items() if v is not None}
+
+    def _ListFlowAliases(self, params, query, **_):
+        flow = self._flow(params["flow"])
+        views = [{k: v for k, v in a.items() if v is not None} for a in flow["aliases"].values()]
+        page, token = self._page(views, query)
+        return 200, {"flowAliasSummaries": page, **({"nextToken": token} if token else {})}
+
+    def _DeleteFlowAlias(self, params, **_):
+        flow, alias = self._alias(params)
+        del flow["aliases"][alias["id"]]
+        return 200, {"flowId": flow["id"], "id": alias["id"]}
+
+    # ------------------------------------------------------------------ inference profiles
+
+    def _GetInferenceProfile(self, params, region, **_):
+        profile_id = params["profile"]
+        prefix, _, base = profile_id.partition(".")
+        if prefix not in FAKE_PROFILE_REGIONS or region not in FAKE_PROFILE_REGIONS[prefix]:
+            raise _not_found(f"inference profile {profile_id} in {region}")
+        return 200, {
+            "inferenceProfileName": f"{prefix.upper()} {base}", "inferenceProfileId": profile_id,
+            "inferenceProfileArn": f"arn:aws:bedrock:{region}:{ACCOUNT}:inference-profile/{profile_id}",
+            "models": [{"modelArn": f"arn:aws:bedrock:{r}::foundation-model/{base}"}
+                       for r in FAKE_PROFILE_REGIONS[prefix]],
+            "status": "ACTIVE", "type": "SYSTEM_DEFINED",
+        }
+
+
 # --------------------------------------------------------------------------- the server
 
 
@@ -223,6 +645,8 @@ class FakeBedrock:
 
     def __post_init__(self) -> None:
         self._script: deque[Reply] = deque()
+        self.control = ControlPlane()
+        self._control_failures: dict[str, deque[Reply]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -243,6 +667,17 @@ class FakeBedrock:
         with self._lock:
             self.requests.append(request)
             return self._script.popleft() if self._script else self.default
+
+    def fail_control(self, operation: str, *replies: Reply) -> None:
+        """The next calls of a control-plane operation get these replies instead."""
+        with self._lock:
+            self._control_failures.setdefault(operation, deque()).extend(replies)
+
+    def control_failure(self, request: RecordedRequest) -> Reply | None:
+        with self._lock:
+            self.requests.append(request)
+            queue = self._control_failures.get(request.operation)
+            return queue.popleft() if queue else None
 
     def requests_for(self, api: str) -> list[RecordedRequest]:
         with self._lock:
@@ -269,22 +704,61 @@ def _handler_for(fake: FakeBedrock) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, like the real endpoint; botocore pools connections
 
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        def _request(self, method: str) -> tuple[RecordedRequest, dict[str, str]]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            request = RecordedRequest(
-                "POST", unquote(self.path.split("?", 1)[0]),
-                {k.lower(): v for k, v in self.headers.items()}, body,
-            )
-            if not (request.path.startswith("/flows/") or
-                    (request.path.startswith("/model/") and request.path.endswith("/converse"))):
-                self._send(*_json_response(404, {"message": f"no route {request.path}"},
-                                           {"x-amzn-ErrorType": "UnknownOperationException"}))
-                return
+            path, _, query = self.path.partition("?")
+            request = RecordedRequest(method, unquote(path), {k.lower(): v for k, v in self.headers.items()}, body)
+            return request, dict(parse_qsl(query))
+
+        def _runtime(self, request: RecordedRequest) -> None:
+            invoke = re.match(r"^/flows/([^/]+)/aliases/([^/]+)$", request.path)
+            if invoke:
+                problem = fake.control.invoke_problem(invoke.group(1), invoke.group(2))
+                if problem is not None:
+                    with fake._lock:
+                        fake.requests.append(request)
+                    self._send(*problem.response())
+                    return
             reply = fake.next_reply(request)
             if reply.delay_s and fake._stopping.wait(reply.delay_s):
                 return
             self._send(*reply.build(request))
+
+        def _control(self, request: RecordedRequest, query: dict[str, str]) -> None:
+            route = ControlPlane.operation(request.method, request.path)
+            if route is None:
+                self._send(*_json_response(404, {"message": f"no route {request.method} {request.path}"},
+                                           {"x-amzn-ErrorType": "UnknownOperationException"}))
+                return
+            request.operation, params = route
+            failure = fake.control_failure(request)
+            if failure is not None:
+                self._send(*failure.build(request))
+                return
+            try:
+                self._send(*fake.control.handle(request.operation, params, query, request.json(), request.region))
+            except AwsError as exc:
+                self._send(*exc.response())
+            except Exception as exc:  # a bug in the fake: answer like the service would, visibly
+                self._send(*AwsError(500, "InternalServerException", f"fake: {exc!r}").response())
+
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            request, query = self._request("POST")
+            if (re.match(r"^/flows/[^/]+/aliases/[^/]+$", request.path) or
+                    (request.path.startswith("/model/") and request.path.endswith("/converse"))):
+                self._runtime(request)
+            else:
+                self._control(request, query)
+
+        def do_GET(self) -> None:  # noqa: N802
+            self._control(*self._request("GET"))
+
+        def do_PUT(self) -> None:  # noqa: N802
+            self._control(*self._request("PUT"))
+
+        def do_DELETE(self) -> None:  # noqa: N802
+            self._control(*self._request("DELETE"))
 
         def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
             try:

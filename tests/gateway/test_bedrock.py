@@ -110,7 +110,7 @@ def test_converse_tool_use_happy_path(aws_env, fake):
     assert result.vectorizer == BEDROCK_CONVERSE
     assert result.language == "ko"
     [request] = fake.requests
-    assert request.path == "/model/amazon.nova-pro-v1:0/converse"
+    assert request.path == "/model/us.amazon.nova-pro-v1:0/converse"  # us-east-1 -> the us. profile
     assert_signed_without_secret(request)
     body = request.json()
     assert body["system"] == [{"text": prompt.render_instructions("tool")}]
