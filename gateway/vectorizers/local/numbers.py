@@ -168,8 +168,10 @@ def english_value(phrase: str) -> int | None:
 def tokens(text: str) -> list[Token]:
     """Every number in the text, in order, without overlaps (digits first, then numeral words)."""
     found: list[Token] = []
+    digit_ends = set()
     for m in _DIGITS.finditer(text):
         raw = m.group().rstrip(",")
+        digit_ends.update((m.start() + len(raw), m.start() + len(raw) + 1))
         value = digits_value(raw)
         if value is not None:
             found.append(Token(m.start(), m.start() + len(raw), value, "digits"))
@@ -194,6 +196,8 @@ def tokens(text: str) -> list[Token]:
         s, e = m.span()
         if (s and _is_latin(text[s - 1])) or (e < len(text) and _is_latin(text[e])):
             continue
+        if s in digit_ends:
+            continue  # "5 million": the digits' scale word, not a number of its own
         value = english_value(m.group())
         if value is not None:
             found.append(Token(s, e, float(value), "english"))
