@@ -144,6 +144,7 @@ class Credentials:
     client_cert: Path
     client_key: Path
     dev_token: Path
+    gateway_token: Path
     tokens_file: Path
 
     def channel_credentials(self, client_certificate: bool) -> grpc.ChannelCredentials:
@@ -212,8 +213,8 @@ class Stack:
 
     def inference_targets(self) -> str:
         if self.config.cluster:
-            # dns:/// targets: a name that resolves to more inference hosts is picked up.
-            return ",".join(f"dns:///localhost:{p}" for p in self.config.worker_ports)
+            # By name, as across hosts: the name is what the inference certificate is checked against.
+            return ",".join(f"localhost:{p}" for p in self.config.worker_ports)
         return ",".join(f"{HOST}:{p}" for p in self.config.worker_ports)
 
     def gateway_command(self, index: int) -> list[str]:
@@ -224,8 +225,9 @@ class Stack:
                    *self._tls_server_args(client_ca=False)]
         if self.credentials is not None:
             creds = self.credentials
+            # mTLS towards inference, with the gateway's own token (never the end caller's)
             command += ["--inference-ca", str(creds.ca_cert), "--inference-cert", str(creds.client_cert),
-                        "--inference-key", str(creds.client_key)]
+                        "--inference-key", str(creds.client_key), "--inference-token-file", str(creds.gateway_token)]
         return command
 
     def edge_config(self) -> EdgeConfig:

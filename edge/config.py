@@ -194,7 +194,10 @@ def _tls_context(kind: str, certificate: Path | None, key: Path | None, ca: Path
         common["tls_certificates"] = [{"certificate_chain": {"filename": str(certificate.resolve())},
                                        "private_key": {"filename": str(key.resolve())}}]
     if ca is not None:
-        common["validation_context"] = {"trusted_ca": {"filename": str(ca.resolve())}}
+        validation: dict = {"trusted_ca": {"filename": str(ca.resolve())}}
+        if sni:  # the gateway's certificate must name the host we asked for, not just chain to the CA
+            validation["match_typed_subject_alt_names"] = [{"san_type": "DNS", "matcher": {"exact": sni}}]
+        common["validation_context"] = validation
     context: dict = {"@type": f"type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.{kind}",
                      "common_tls_context": common}
     if sni:

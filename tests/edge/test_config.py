@@ -93,6 +93,8 @@ def test_tls_config_terminates_tls_and_can_speak_tls_to_gateways(tmp_path):
     assert tls["common_tls_context"]["alpn_protocols"] == ["h2", "http/1.1"]
     upstream = document["static_resources"]["clusters"][0]["transport_socket"]["typed_config"]
     assert upstream["common_tls_context"]["validation_context"]["trusted_ca"]["filename"] == str(ca)
+    assert upstream["common_tls_context"]["validation_context"]["match_typed_subject_alt_names"] == [
+        {"san_type": "DNS", "matcher": {"exact": "localhost"}}]
     assert listener["address"]["socket_address"]["address"] == "0.0.0.0"
 
 
