@@ -33,13 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import botocore.exceptions as bce
 from botocore.config import Config
 
 from gateway.bedrock import profiles
 from gateway.vectorizers import prompt as prompt_text
-from gateway.vectorizers.bedrock import DEFAULT_MAX_TOKENS, FlowConfig, classify
+from gateway.vectorizers.bedrock import DEFAULT_MAX_TOKENS, FlowConfig, classify, new_session
 
 log = logging.getLogger(__name__)
 
@@ -171,11 +170,21 @@ class BedrockControl:
                  sleep: Callable[[float], None] = time.sleep):
         config = Config(region_name=region, connect_timeout=timeout_s, read_timeout=timeout_s,
                         retries={"mode": "standard", "total_max_attempts": 4})
-        session = boto3.session.Session()
+        self._session = new_session()
+        self._config, self._endpoint_url = config, endpoint_url
         self.region = region
-        self.agent = session.client("bedrock-agent", region_name=region, endpoint_url=endpoint_url, config=config)
-        self.bedrock = session.client("bedrock", region_name=region, endpoint_url=endpoint_url, config=config)
+        self.agent = self._session.client("bedrock-agent", region_name=region, endpoint_url=endpoint_url,
+                                          config=config)
+        self._bedrock: Any = None
         self._sleep = sleep
+
+    @property
+    def bedrock(self) -> Any:
+        """The `bedrock` client (inference profiles), made on first use."""
+        if self._bedrock is None:
+            self._bedrock = self._session.client("bedrock", region_name=self.region,
+                                                 endpoint_url=self._endpoint_url, config=self._config)
+        return self._bedrock
 
     # ------------------------------------------------------------------ calls
 

@@ -37,6 +37,7 @@ from typing import Any
 
 import boto3
 import botocore.exceptions as bce
+import botocore.session
 import urllib3.exceptions
 from botocore.config import Config
 
@@ -61,6 +62,9 @@ DEFAULT_MAX_ATTEMPTS = 3  # total attempts per call, including the first
 DEFAULT_MAX_TOKENS = 200  # a vector answer is ~40 tokens; the cap bounds cost and latency
 DEFAULT_RECHECK_S = 30.0  # while degraded by a permanent error, one real call per this many seconds
 MIN_ATTEMPT_S = 0.05  # an attempt with less time than this left is not started
+# Time kept back from the caller's deadline (at most this, at most 10% of what is left) so the
+# fallback can still answer and the reply reach the caller when Bedrock uses up its share.
+FALLBACK_RESERVE_S = 0.25
 BACKOFF_BASE_S = 0.1
 BACKOFF_MAX_S = 2.0
 
@@ -166,6 +170,23 @@ class ClientSettings:
         )
 
 
+_LOADER_LOCK = threading.Lock()
+_LOADER: Any = None
+
+
+def new_session() -> boto3.session.Session:
+    """A boto3 session of its own (sessions are not thread-safe; credentials are resolved per
+    session) sharing one botocore data loader per process: service models and endpoint rules
+    are parsed once (~0.5 s of JSON per client otherwise), not once per client."""
+    global _LOADER
+    core = botocore.session.Session()
+    with _LOADER_LOCK:
+        if _LOADER is None:
+            _LOADER = core.get_component("data_loader")
+        core.register_component("data_loader", _LOADER)
+    return boto3.session.Session(botocore_session=core)
+
+
 def _apply_attempt_timeout(context: dict, **_: Any) -> None:
     """botocore before-call hook: this attempt's read timeout (botocore honours
     context["read_timeout"] per request, over the client's configured one)."""
@@ -188,8 +209,7 @@ class _LazyClient:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    session = boto3.session.Session()
-                    client = session.client(
+                    client = new_session().client(
                         self._service,
                         region_name=self._settings.region,
                         endpoint_url=self._settings.endpoint_url,
@@ -344,6 +364,12 @@ class _BedrockCall:
                 elapsed * 1000, "" if exc is None else f" error={str(exc)!r}")
 
 
+def _budget() -> float | None:
+    """Seconds Bedrock may still use of the caller's deadline (None: no deadline)."""
+    left = deadlines.remaining()
+    return None if left is None else left - min(FALLBACK_RESERVE_S, max(0.0, 0.1 * left))
+
+
 class _BedrockVectorizer:
     """What both paths share: the client, the retry loop bounded by the caller's deadline,
     permanent-error health, metrics. Subclasses implement `_attempt(text)`."""
@@ -379,7 +405,7 @@ class _BedrockVectorizer:
             while True:
                 attempt += 1
                 read_timeout = self.timeout_s
-                left = deadlines.remaining()
+                left = _budget()
                 if left is not None:
                     if left < MIN_ATTEMPT_S:
                         raise BedrockUnavailable(
@@ -408,7 +434,7 @@ class _BedrockVectorizer:
                 if not error.retryable or attempt >= self.max_attempts:
                     raise error
                 backoff = random.uniform(0.5, 1.0) * min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (attempt - 1))
-                left = deadlines.remaining()
+                left = _budget()
                 if left is not None and left < backoff + MIN_ATTEMPT_S:
                     error.args = (f"{error} (no time left on the caller's deadline to retry)",)
                     raise error
