@@ -1,6 +1,6 @@
-"""Batch recommendation job: customers in (CSV or Parquet), top-k products out (CSV).
+"""The gRPC engine of the batch job: customers in (CSV or Parquet), top-k products out (CSV).
 
-    python -m clients.batch --target 127.0.0.1:8500 --input customers.csv --output recs.csv \
+    python -m clients.batch [--engine grpc] --target 127.0.0.1:8500 --input customers.csv --output recs.csv \
         [--id-column id] [--top-k 3] [--chunk-rows 1000] [--max-in-flight 4] [--resume]
 
 The input has either the six slot columns (age, gender, budget, interest, purpose, season)
@@ -18,7 +18,6 @@ rows, so no row is lost or written twice.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import csv
 import json
@@ -34,7 +33,9 @@ import grpc
 import numpy as np
 import pandas as pd
 
-from clients.client import RecommenderClient, RecommenderError
+from clients.batch.grpc_options import make_client
+from clients.batch.rows import InputError
+from clients.client import RecommenderError
 from recommender import schema
 from recommender.v1 import recommend_pb2
 
@@ -45,10 +46,6 @@ ERROR_COLUMN = "error"
 # an input row; the local error replaces whatever the server answers for it.
 PLACEHOLDER_VECTOR = (0.0,) * schema.FEATURE_COUNT
 PLACEHOLDER_TEXT = "-"
-
-
-class InputError(Exception):
-    """The input file cannot be used as asked (missing columns, unknown format, ...)."""
 
 
 @dataclass
@@ -197,8 +194,10 @@ def _csv_field(value: str) -> str:
 def render_chunk(chunk: Chunk, reply, top_k: int) -> tuple[str, int]:
     """CSV text of one answered chunk, and how many of its rows are errors."""
     catalog = [_csv_field(p) for p in reply.catalog] + [""]  # index -1 -> ""
-    names = np.asarray(catalog, dtype=object)[reply.indices].tolist()
-    scores = reply.scores.tolist()
+    # The client gives rows as tuples (or arrays): one numpy conversion for the whole chunk.
+    indices = np.asarray(reply.indices, dtype=np.intp).reshape(len(chunk.ids), top_k)
+    names = np.asarray(catalog, dtype=object)[indices].tolist()
+    scores = np.asarray(reply.scores, dtype=np.float32).reshape(len(chunk.ids), top_k).tolist()
     errors = {**reply.errors, **chunk.local_errors}  # a local check explains a row best
     # One %-format per row: this loop is most of the job's client-side time.
     line = "%s" + ",%s" * top_k + ",%.6f" * top_k + ",\n"
@@ -266,7 +265,7 @@ def prepare_resume(output: Path, header: list[str]) -> int:
 def run_job(target: str, input_path: str | os.PathLike, output_path: str | os.PathLike, *,
             id_column: str | None = None, top_k: int = 3, chunk_rows: int = 1000, max_in_flight: int = 4,
             resume: bool = False, timeout: float = 5.0, tls: bool = False, progress: bool = True,
-            rate_limit: float = 0.0) -> JobSummary:
+            rate_limit: float = 0.0, token: str | None = None, ca_path: str | None = None) -> JobSummary:
     """Run the job; `id_column=None` uses `id` when present, else the row position.
     `rate_limit` > 0 caps the rows sent per second (to share a server politely)."""
     input_path, output = Path(input_path), Path(output_path)
@@ -332,7 +331,7 @@ def run_job(target: str, input_path: str | os.PathLike, output_path: str | os.Pa
                dynamic_ncols=True, file=sys.stderr, disable=not progress, desc="recommend")
     mode = "w" if fresh else "a"
     try:
-        with RecommenderClient(target, timeout=timeout, tls=tls) as client, \
+        with make_client(target, timeout=timeout, tls=tls, token=token, ca_path=ca_path) as client, \
                 output.open(mode, encoding="utf-8", newline="") as out:
             if fresh:
                 out.write(",".join(header) + "\n")
@@ -366,46 +365,3 @@ def run_job(target: str, input_path: str | os.PathLike, output_path: str | os.Pa
                       seconds=time.perf_counter() - started)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m clients.batch", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--target", default="127.0.0.1:8500",
-                        help="inference server or gateway host:port (text input needs the gateway)")
-    parser.add_argument("--input", required=True, help="customers .csv or .parquet")
-    parser.add_argument("--output", required=True, help="recommendations .csv")
-    parser.add_argument("--id-column", default=None,
-                        help="input column copied to the output (default: 'id' if present, else the row position)")
-    parser.add_argument("--top-k", type=int, default=3, help="products per customer, 1-10")
-    parser.add_argument("--chunk-rows", type=int, default=1000, help="customers per streamed batch")
-    parser.add_argument("--max-in-flight", type=int, default=4, help="batches sent but not yet answered")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted job's output")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the server to connect")
-    parser.add_argument("--tls", action="store_true", help="use TLS (system root certificates)")
-    parser.add_argument("--rate-limit", type=float, default=0.0,
-                        help="most rows per second to send (0: as fast as the server answers)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        summary = run_job(args.target, args.input, args.output, id_column=args.id_column, top_k=args.top_k,
-                          chunk_rows=args.chunk_rows, max_in_flight=args.max_in_flight, resume=args.resume,
-                          timeout=args.timeout, tls=args.tls, progress=not args.quiet,
-                          rate_limit=args.rate_limit)
-    except (InputError, ValueError) as exc:
-        print(f"batch: {exc}", file=sys.stderr)
-        return 2
-    except RecommenderError as exc:
-        print(f"batch: {exc.code.name}: {exc.details} (the output so far is kept; rerun with --resume)",
-              file=sys.stderr)
-        return 1
-    resumed = f", resumed after {summary.skipped_on_resume}" if summary.skipped_on_resume else ""
-    print(f"batch: {summary.rows_this_run} rows in {summary.seconds:.1f} s "
-          f"({summary.rows_per_second:,.0f} rows/s), {summary.error_rows} with errors{resumed}; "
-          f"{summary.rows_total} rows in {summary.output}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
