@@ -429,3 +429,79 @@ def test_gateway_never_imports_tensorflow():
     out = subprocess.run([PYTHON, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          timeout=60, check=True).stdout.strip()
     assert out == "False"
+
+
+# ------------------------------------------------------------------ structured errors (issue 10 item 3)
+
+
+def field_violations(error: grpc.RpcError) -> list[tuple[str, str]]:
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    status = rpc_status.from_call(error)
+    assert status is not None, f"no google.rpc.Status details: {error.details()}"
+    bad_request = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad_request)
+    return [(v.field, v.description) for v in bad_request.field_violations]
+
+
+@pytest.mark.parametrize(("request_", "field"), [
+    (recommend_pb2.RecommendRequest(features=[35, 1, -5, 2, 1, 0]), "features[2]"),
+    (recommend_pb2.RecommendRequest(text=""), "text"),
+    (recommend_pb2.RecommendRequest(features=[35, 1, 0, 2, 1, 0], top_k=11), "top_k"),
+])
+def test_invalid_argument_names_the_field_in_a_bad_request(recommend, request_, field):
+    with pytest.raises(grpc.RpcError) as raised:
+        recommend.Recommend(request_, timeout=10)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(raised.value) == [(field, raised.value.details())]
+
+
+def test_inference_field_violations_pass_through_the_gateway(stack):
+    """A pinned batch checked by inference: the gateway passes its BadRequest on unchanged."""
+    with grpc.insecure_channel(f"127.0.0.1:{stack['inference_port']}") as channel:
+        direct = recommend_pb2_grpc.RecommendServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as raised:
+            direct.Recommend(recommend_pb2.RecommendRequest(features=[35, 1, 0, 2, 1, 7]), timeout=10)
+    assert field_violations(raised.value)[0][0] == "features[5]"
+
+
+def test_batch_row_errors_carry_the_field(recommend):
+    rows = [[35, 1, 300_000, 2, 1, 0], [25, 2, -5, 5, 1, 4]]
+    reply = recommend.RecommendBatch(
+        recommend_pb2.RecommendBatchRequest(features=[v for r in rows for v in r]), timeout=10)
+    assert [(e.row, e.field) for e in reply.errors] == [(1, "features[2]")]
+    assert reply.errors[0].message.startswith("features[2] budget must be between 0 and 1e9 KRW")
+    texts = recommend.RecommendBatch(recommend_pb2.RecommendBatchRequest(texts=[KOREAN, " "]), timeout=10)
+    assert [(e.row, e.field, e.message) for e in texts.errors] == [(1, "texts[1]", "text must not be empty")]
+
+
+def test_coalesced_row_error_reads_like_a_single_call(recommend):
+    """Concurrent bad vectors go out in one coalesced batch; each caller still gets the message
+    and field of its own vector (structured row errors, no text rewriting)."""
+    bad = recommend_pb2.RecommendRequest(features=[35, 1, -5, 2, 1, 0])
+
+    def call(_):
+        try:
+            recommend.Recommend(bad, timeout=20)
+        except grpc.RpcError as exc:
+            return exc.code(), exc.details(), field_violations(exc)[0][0]
+        return None
+
+    with futures.ThreadPoolExecutor(16) as pool:
+        results = set(pool.map(call, range(32)))
+    assert results == {(grpc.StatusCode.INVALID_ARGUMENT,
+                        "features[2] budget must be between 0 and 1e9 KRW, got -5", "features[2]")}
+
+
+@pytest.mark.parametrize(("state", "field"), [
+    (chat_pb2.ConversationState(turn=2**31 - 1), "state.turn"),  # was "Value out of range: 2147483648"
+    (chat_pb2.ConversationState(asked=[42]), "state.asked[0]"),
+    (chat_pb2.ConversationState(features=[0, 0, 0, 0, 0, 9]), "state.features[5]"),
+])
+def test_chat_state_out_of_range_names_the_field(stack, state, field):
+    stub = chat_pb2_grpc.ChatServiceStub(stack["channel"])
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.Chat(chat_pb2.ChatRequest(text="게임기 추천해 주세요", state=state), timeout=10)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in raised.value.details() and field_violations(raised.value)[0][0] == field
