@@ -69,6 +69,7 @@ def _is_latin(ch: str) -> bool:
 _DIGITS = re.compile(r"\d[\d,]*(?:\.\d+)?")
 _ANY_HANGUL = re.compile("[\uac00-\ud7a3]")
 _ANY_LATIN = re.compile("[a-z]")
+_SINO_NEEDED = re.compile("[원만억세살대월]")
 
 
 def digits_value(raw: str) -> float | None:
@@ -177,7 +178,9 @@ def tokens(text: str) -> list[Token]:
             found.append(Token(m.start(), m.start() + len(raw), value, "digits"))
     taken = [(t.start, t.end) for t in found]
     if _ANY_HANGUL.search(text):
-        for m in _SINO.finditer(text):
+        # a Sino-Korean numeral only counts before a unit (원 만 억 세 살 대 월) and contains
+        # one of these characters: no scan for texts without them
+        for m in _SINO.finditer(text) if _SINO_NEEDED.search(text) else ():
             s, e = m.span()
             if s and (_is_hangul(text[s - 1]) or text[s - 1].isdigit()):
                 continue  # inside a word (구매, 사이) or a unit after digits (30만)

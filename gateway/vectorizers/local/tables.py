@@ -82,6 +82,8 @@ class Entry:
 
 
 _HANGUL_CHAR = re.compile(r"[\uac00-\ud7a3\u3130-\u318f]")
+_LATIN_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
+_HANGUL_SYLLABLES = frozenset(chr(c) for c in range(0xAC00, 0xD7A4))
 _LATIN_ONLY = re.compile(r"[a-z0-9 '\-+.&/,]+")
 _REMOVED_IN_KEY = str.maketrans("", "", " -'\t\n")
 
@@ -163,6 +165,7 @@ class Matcher:
         self.name = name
         self._exact: dict[tuple[bool, str], Entry] = {}
         self._stems: dict[str, Entry] = {}
+        self._seen: dict[str, Entry] = {}  # matched text -> entry (a matched text is Latin or not, never both)
         tries = {"latin": _Trie(), "hangul": _Trie(), "hangul_start": _Trie()}
         for parsed, entry in entries:
             stems = parsed.end == _END_STEM
@@ -174,9 +177,15 @@ class Matcher:
             (self._stems if stems else self._exact)[parsed.canonical if stems else key] = entry
             kind = "latin" if parsed.latin else "hangul_start" if parsed.word_start else "hangul"
             tries[kind].add(parsed.tokens, parsed.end)
-        self._latin = self._compile(tries["latin"], r"(?<![a-z])(?:", r")(?![a-z])")
+        # The character before a match is checked in Python, not with a lookbehind: a pattern that
+        # starts with a lookbehind loses the regex engine's first-character scan (2-6x slower).
+        self._latin = self._compile(tries["latin"], "(?:", r")(?![a-z])")
         self._hangul = self._compile(tries["hangul"], "(?:", ")")
-        self._hangul_start = self._compile(tries["hangul_start"], "(?<![\uac00-\ud7a3])(?:", ")")
+        self._hangul_start = self._compile(tries["hangul_start"], "(?:", ")")
+        # (pattern, Latin?, characters that may not come right before a match)
+        self._scans = tuple((rx, latin, before) for rx, latin, before in (
+            (self._latin, True, _LATIN_LETTERS), (self._hangul, False, None),
+            (self._hangul_start, False, _HANGUL_SYLLABLES)) if rx is not None)
 
     @staticmethod
     def _compile(trie: _Trie, before: str, after: str) -> re.Pattern | None:
@@ -188,6 +197,14 @@ class Matcher:
         return len(self._exact) + len(self._stems)
 
     def _entry(self, matched: str, latin: bool) -> Entry:
+        cached = self._seen.get(matched)
+        if cached is None:
+            cached = self._seen[matched] = self._lookup(matched, latin)
+            if len(self._seen) > 4096:
+                self._seen.clear()
+        return cached
+
+    def _lookup(self, matched: str, latin: bool) -> Entry:
         key = "".join(_canonical(matched).split())
         entry = self._exact.get((latin, key))
         if entry is None and latin:
@@ -207,13 +224,20 @@ class Matcher:
     def _raw(self, text: str, start: int = 0, end: int | None = None, scripts: tuple[bool, bool] = (True, True)):
         stop = len(text) if end is None else end
         found: list[tuple[int, int, Entry]] = []
-        for rx, latin, wanted in ((self._latin, True, scripts[0]), (self._hangul, False, scripts[1]),
-                                  (self._hangul_start, False, scripts[1])):
-            if rx is None or not wanted:
+        for rx, latin, before in self._scans:
+            if not scripts[0 if latin else 1]:
                 continue
-            for m in rx.finditer(text, start, stop):
-                if m.end() > m.start():
-                    found.append((m.start(), m.end(), self._entry(m.group(), latin)))
+            if before is None:
+                found.extend((m.start(), m.end(), self._entry(m.group(), latin)) for m in rx.finditer(text, start, stop))
+                continue
+            pos = start
+            while (m := rx.search(text, pos, stop)) is not None:
+                s = m.start()
+                if s and text[s - 1] in before:
+                    pos = s + 1  # inside a word: try again one character later, as a lookbehind would
+                    continue
+                found.append((s, m.end(), self._entry(m.group(), latin)))
+                pos = m.end()
         return found
 
     def hits(self, text: str, scripts: tuple[bool, bool] = (True, True), keep_ignored: bool = False) -> list[Hit]:
@@ -236,9 +260,11 @@ class Matcher:
 
     def match_at(self, text: str, pos: int) -> Hit | None:
         """The longest phrase that starts exactly at `pos`."""
+        if pos >= len(text):
+            return None
         best = None
-        for rx, latin in ((self._latin, True), (self._hangul, False), (self._hangul_start, False)):
-            if rx is None:
+        for rx, latin, before in self._scans:
+            if before is not None and pos and text[pos - 1] in before:
                 continue
             m = rx.match(text, pos)
             if m and m.end() > pos and (best is None or m.end() > best[1]):
@@ -262,8 +288,8 @@ class Matcher:
 
     def fullmatch(self, text: str) -> bool:
         """Whether the whole text is one listed phrase."""
-        for rx, latin in ((self._latin, True), (self._hangul, False), (self._hangul_start, False)):
-            if rx is not None and rx.fullmatch(text) and self._entry(text, latin).strength:
+        for rx, latin, _ in self._scans:
+            if rx.fullmatch(text) and self._entry(text, latin).strength:
                 return True
         return False
 
