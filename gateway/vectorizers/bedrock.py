@@ -141,7 +141,7 @@ def resolve_region(region: str | None) -> str:
     if not resolved:
         raise ValueError(
             "no AWS region for Bedrock: pass --region, set \"region\" in the flow config file "
-            "(--bedrock-config), or set AWS_REGION")
+            "(--bedrock-config), or set AWS_REGION (the gateway's --region default) or AWS_DEFAULT_REGION")
     return resolved
 
 
