@@ -10,7 +10,7 @@ every client configured with them):
     .secrets/ca.pem, ca.key            the dev CA (RECOMMENDER_CA=.secrets/ca.pem)
     .secrets/server.pem, server.key    SAN 127.0.0.1, ::1, localhost (+ --host names): Envoy,
                                        gateway and inference serve TLS with it
-    .secrets/client.pem, client.key    CN recommender-client: the gateway's (and Envoy's)
+    .secrets/client.pem, client.key    CN gateway: the gateway's (and Envoy's)
                                        client certificate towards servers that require one
     .secrets/dev.token                 a random token for the caller `dev`
                                        (RECOMMENDER_TOKEN=$(cat .secrets/dev.token))
@@ -43,7 +43,7 @@ CA_DAYS = 3650
 LEAF_DAYS = 825
 RENEW_WITHIN = datetime.timedelta(days=30)
 DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
-CLIENT_NAME = "recommender-client"
+CLIENT_NAME = "gateway"  # the common name inference logs as the caller of a token-less mTLS call
 # Callers that get a token file: `dev` for people and tools, `gateway` for gateway -> inference.
 TOKEN_CALLERS = ("dev", "gateway")
 

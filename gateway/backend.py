@@ -18,6 +18,10 @@ Callers pass the time left on their own call as `timeout`; without one the call 
 by --backend-timeout-s. Failures raise recommender.errors: the inference server's own answer
 (INVALID_ARGUMENT, NOT_FOUND...) passes through with its details; no address reachable is
 UNAVAILABLE naming the addresses; the caller's deadline passing is DEADLINE_EXCEEDED.
+
+Every call carries the current request id (`x-request-id`, recommender.request_ids) and, with
+--inference-token-file, the gateway's own token; channels use TLS with --inference-ca (and a
+client certificate with --inference-cert/--inference-key): see recommender/security.py.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from collections.abc import AsyncIterable, Sequence
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from recommender import errors
+from recommender import errors, request_ids, security
 from recommender.settings import MAX_MESSAGE_BYTES, GatewaySettings
 from recommender.v1 import metadata_pb2, metadata_pb2_grpc, recommend_pb2, recommend_pb2_grpc
 
@@ -92,9 +96,32 @@ def channel_options() -> list[tuple[str, object]]:
     ]
 
 
-def open_channel(target: str, settings: GatewaySettings) -> grpc.aio.Channel:
-    """THE place the gateway's channels to inference are made (TLS and tokens go here)."""
-    return grpc.aio.insecure_channel(target, options=channel_options())
+def open_channel(target: str, settings: GatewaySettings, server_name: str | None = None) -> grpc.aio.Channel:
+    """THE place the gateway's channels to inference are made. With TLS the server's
+    certificate must name `server_name` (the host as given in --inference, before it was
+    resolved to an address), else the target's host."""
+    tls = security.inference_channel_tls(settings)
+    if tls is None:
+        return grpc.aio.insecure_channel(target, options=channel_options())
+    options = channel_options()
+    if server_name:
+        options.append(("grpc.ssl_target_name_override", server_name))
+    return grpc.aio.secure_channel(target, tls.credentials(), options=options)
+
+
+class CallIdentity:
+    """The metadata the gateway sends with each call to inference: the current request id
+    and, with --inference-token-file, its own token (never the end caller's)."""
+
+    def __init__(self, settings: GatewaySettings):
+        self.token = (security.SecretFile(settings.inference_token_file)
+                      if settings.inference_token_file else None)
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        metadata = request_ids.outgoing_metadata()
+        if self.token is not None:
+            metadata += (("authorization", f"Bearer {self.token.value()}"),)
+        return metadata
 
 
 class Address:
@@ -102,7 +129,7 @@ class Address:
 
     def __init__(self, address: str, settings: GatewaySettings):
         self.address = address
-        self.channel = open_channel(resolve(address), settings)
+        self.channel = open_channel(resolve(address), settings, server_name=address.rpartition(":")[0].strip("[]"))
         self.stub = recommend_pb2_grpc.RecommendServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
         self.metadata = metadata_pb2_grpc.MetadataServiceStub(self.channel)
@@ -128,6 +155,7 @@ class InferenceBackend:
         self.settings = settings
         self.addresses = parse_addresses(settings.inference)
         self._pool = [Address(a, settings) for a in self.addresses]
+        self.identity = CallIdentity(settings)
         self._next = 0
         self._watch: asyncio.Task | None = None
 
@@ -151,7 +179,8 @@ class InferenceBackend:
         """One backend RecommendStream fed by `requests`, on an address in rotation (a stream
         cannot move once started). `await call.read()` gives one response per request."""
         address = self._pick(set())
-        return address.stub.RecommendStream(requests, timeout=self._total(timeout))
+        return address.stub.RecommendStream(requests, timeout=self._total(timeout),
+                                            metadata=self.identity.metadata())
 
     def _total(self, timeout: float | None) -> float:
         return self.settings.backend_timeout_s if timeout is None else max(timeout, 0.001)
@@ -176,6 +205,7 @@ class InferenceBackend:
         try_budget = self.settings.backend_try_timeout_s + rows * TRY_SECONDS_PER_ROW
         tried: set[int] = set()
         last: grpc.RpcError | None = None
+        metadata = self.identity.metadata()
         for attempt in range(MAX_TRIES):
             left = deadline - time.monotonic()
             if left <= 0.001:
@@ -185,7 +215,8 @@ class InferenceBackend:
             try_timeout = min(left, try_budget)
             try:
                 stub, _, name = method.rpartition(".")
-                return await getattr(getattr(address, stub or "stub"), name)(request, timeout=try_timeout)
+                return await getattr(getattr(address, stub or "stub"), name)(
+                    request, timeout=try_timeout, metadata=metadata)
             except grpc.RpcError as exc:
                 last = exc
                 code = exc.code()

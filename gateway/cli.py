@@ -17,6 +17,7 @@ import os
 import sys
 
 from gateway.vectorizers.base import NAMES
+from recommender import request_ids, security
 from recommender.settings import GatewaySettings
 
 LOG_FORMAT = "ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = GatewaySettings.from_args(args)
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
+    request_ids.install_log_context()  # caller=... request_id=... on every line about a call
     # botocore logs request details at DEBUG; keep it quiet even when we are not.
     logging.getLogger("botocore").setLevel(logging.WARNING)
     from gateway.backend import parse_addresses
@@ -79,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         parse_addresses(settings.inference)
     except ValueError as exc:
         build_parser().error(str(exc))
+    try:
+        security.check_settings(settings, "gateway")
+    except security.SecurityConfigError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
     try:
         asyncio.run(serve(settings))
     except ValueError as exc:  # a bad flag combination, e.g. bedrock-flow without --bedrock-config

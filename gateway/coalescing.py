@@ -11,19 +11,26 @@ plain Recommend, so a lone caller sees no extra latency.
 Each row of the batch answer becomes the RecommendResponse the caller would have got from
 a plain Recommend: product ids, names (`product_names`/`product_names_ko` carry the served
 version's catalog labels) and scores.
+
+Request ids: a call sent alone carries its own id to inference. A batch carries many calls,
+so it gets its own id (that is the id inference logs) and the gateway logs one line joining
+them: `event=coalesced_batch rows=N calls=<id>,<id>,... request_id=<batch id>` (access log).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway import conversions
 from gateway.backend import InferenceBackend
-from recommender import errors
+from recommender import errors, request_ids
 from recommender.v1 import common_pb2, recommend_pb2
+
+log = logging.getLogger("recommender.access.coalescing")
 
 MAX_BATCH = 256
 # A send still unanswered after this long stops holding its in-flight slot, so one batch stuck
@@ -37,6 +44,8 @@ class _Waiter:
     features: tuple[float, ...]
     future: asyncio.Future
     deadline: float | None  # time.monotonic() value, None = no client deadline
+    request_id: str | None = None  # the caller's (recommender.request_ids)
+    caller: str | None = None
 
 
 class RecommendCoalescer:
@@ -59,7 +68,8 @@ class RecommendCoalescer:
         """Features already validated; top_k as the caller sent it (0 = default)."""
         loop = asyncio.get_running_loop()
         waiter = _Waiter(features, loop.create_future(),
-                         None if timeout is None else time.monotonic() + timeout)
+                         None if timeout is None else time.monotonic() + timeout,
+                         request_ids.REQUEST_ID.get(), request_ids.CALLER.get())
         self._pending.setdefault((top_k, model_version), []).append(waiter)
         if self._in_flight < self.max_in_flight and not self._flush_scheduled:
             self._flush_scheduled = True
@@ -110,6 +120,10 @@ class RecommendCoalescer:
         return max(0.001, max(w.deadline for w in waiters) - time.monotonic())
 
     async def _single(self, waiter: _Waiter, top_k: int, model_version: int) -> None:
+        # This task runs in the context of whichever call scheduled the flush: send (and log)
+        # under the waiter's own identity.
+        request_ids.REQUEST_ID.set(waiter.request_id)
+        request_ids.CALLER.set(waiter.caller)
         try:
             request = recommend_pb2.RecommendRequest(features=waiter.features, top_k=top_k,
                                                      model_version=model_version)
@@ -128,6 +142,11 @@ class RecommendCoalescer:
             await self._single(waiters[0], top_k, model_version)
             return
         flat = [value for w in waiters for value in w.features]
+        request_ids.REQUEST_ID.set(request_ids.new_request_id())
+        request_ids.CALLER.set(None)
+        if log.isEnabledFor(logging.INFO):
+            log.info("event=coalesced_batch rows=%d calls=%s", len(waiters),
+                     ",".join(w.request_id or "-" for w in waiters))
         try:
             request = recommend_pb2.RecommendBatchRequest(features=flat, top_k=top_k, model_version=model_version)
             answer = await self.inference.recommend_batch(request, self._timeout(waiters))

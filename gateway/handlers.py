@@ -23,7 +23,7 @@ from gateway.backend import InferenceBackend
 from gateway.batches import PreparedBatch, merge_batch, prepare_text_batch
 from gateway.coalescing import RecommendCoalescer
 from gateway.vectorizers.base import LOCAL, Vectorizer, VectorizeResult, VectorizerUnavailable
-from recommender import errors, schema
+from recommender import errors, request_ids, schema
 from recommender.v1 import chat_pb2, metadata_pb2, recommend_pb2, vectorize_pb2
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,9 @@ class Handlers:
         self.coalescer = coalescer
 
     async def _off_loop(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+        # run_in_executor does not carry the call's context: propagate it, so log lines
+        # written on the pool keep the caller and request id.
+        return await asyncio.get_running_loop().run_in_executor(self.pool, request_ids.propagate(fn), *args)
 
     async def vectorize_text(self, text: str) -> VectorizeResult:
         if not self.remote:
@@ -208,7 +210,7 @@ class Handlers:
         # Off the event loop: up to 1,000 texts would stall every other call for a while.
         return await self._off_loop(
             prepare_text_batch, list(request.texts), request.top_k, request.model_version,
-            functools.partial(_vectorize, self.vectorizer), self.text_pool)
+            request_ids.propagate(functools.partial(_vectorize, self.vectorizer)), self.text_pool)
 
     # ------------------------------------------------------------------ Chat
 

@@ -125,7 +125,7 @@ class GatewayServer:
                      if settings.coalesce_in_flight > 0 else None)
         self.handlers = Handlers(self.vectorizer, self.backend, chat_engine, self._pool, self._text_pool,
                                  coalescer=coalescer)
-        self.server = serving.new_server(settings, interceptors=interceptors)
+        self.server = serving.new_server(settings, interceptors=interceptors, metrics_prefix="gateway")
         # Registered through recommender.request_decoding so undecodable requests (text that is
         # not UTF-8) get INVALID_ARGUMENT instead of grpc's INTERNAL.
         for servicer, service in zip(

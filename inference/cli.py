@@ -16,6 +16,7 @@ import logging
 import signal
 import sys
 
+from recommender import request_ids, security
 from recommender.settings import InferenceSettings
 
 
@@ -33,6 +34,7 @@ def _configure_logging(level: str, worker: int | None) -> None:
     logging.basicConfig(
         level=level.upper(), stream=sys.stderr,
         format=f"%(asctime)s level=%(levelname)s proc={who} pid=%(process)d logger=%(name)s %(message)s")
+    request_ids.install_log_context()  # caller=... request_id=... on every line about a call
 
 
 def _die_with_parent() -> None:
@@ -58,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(settings.log_level, None)
     if settings.workers < 1:
         parser.error("--workers must be at least 1")
+    try:  # before any worker starts: a worker that cannot bind would be restarted forever
+        security.check_settings(settings, "inference")
+    except security.SecurityConfigError as exc:
+        print(f"inference: {exc}", file=sys.stderr)
+        return 2
     from inference.workers import Supervisor
 
     return Supervisor(settings).run()

@@ -72,7 +72,7 @@ def build_server(config: InferenceSettings, manager: ModelManager, batcher: Dyna
                  interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> grpc.aio.Server:
     """THE place a worker's server is built: limits and interceptors (recommender.serving),
     the services, health and reflection. SO_REUSEPORT: every worker shares --port."""
-    server = serving.new_server(config, interceptors=interceptors, reuseport=True)
+    server = serving.new_server(config, interceptors=interceptors, reuseport=True, metrics_prefix="inference")
     # Lenient decoding: bytes that are not a valid request (text that is not UTF-8) reach the
     # servicer as UndecodableRequest and get INVALID_ARGUMENT, not grpc's UNKNOWN.
     request_decoding.add_servicer(RecommendServicer(manager, batcher, metrics, config.max_batch_rows),

@@ -26,10 +26,16 @@ Rules of the interceptor (CallInterceptor):
     caller=… request_id=…`) and into the `<prefix>_rpcs_by_caller_total{caller,method,code}`
     counter.
 
-Identity between gateway and inference: the gateway presents its own token
-(`--inference-token-file`, a caller such as `gateway` in inference's tokens file), never the
-end caller's, and, when inference requires client certificates (`--tls-client-ca`), a
-client certificate (`--inference-cert/--inference-key`). The request id links the two hops.
+Identity between gateway and inference: the gateway calls inference as ITSELF, never with
+the end caller's token. On a server that requires client certificates (`--tls-client-ca`,
+mTLS) a call without a token is accepted as the common name of its verified certificate
+(edge.certs makes one named `gateway`): the TLS handshake already proved it holds a key the
+deployment's CA certified. Without mTLS the gateway presents its own token
+(`--inference-token-file`, a caller such as `gateway` in inference's tokens file). A token,
+when sent, always decides. The request id links the two hops in the logs.
+
+The access log is the `recommender.access` logger (INFO); `--no-access-log` raises it to
+WARNING (`configure_access_log`).
 """
 
 from __future__ import annotations
@@ -351,11 +357,86 @@ def _read_metadata(metadata: Iterable[tuple[str, str]] | None) -> tuple[str | No
     return authorization, request_id
 
 
+def certificate_caller(context) -> str | None:
+    """The common name of the call's verified client certificate, as a caller name."""
+    try:
+        names = context.auth_context().get("x509_common_name") or ()
+    except Exception:  # noqa: BLE001 - no TLS, or a context without auth data
+        return None
+    if not names:
+        return None
+    name = names[0].decode("utf-8", "replace") if isinstance(names[0], bytes) else str(names[0])
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:64]
+    return name or None
+
+
+def configure_access_log(enabled: bool) -> None:
+    """--access-log / --no-access-log: the `recommender.access` logger at INFO or WARNING."""
+    access_log.setLevel(logging.NOTSET if enabled else logging.WARNING)
+
+
+# ------------------------------------------------------------------------------- from settings
+
+
+def server_tls(settings) -> ServerTls | None:
+    return ServerTls.from_flags(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+
+
+def inference_channel_tls(settings) -> ChannelTls | None:
+    """The gateway's TLS towards inference (--inference-ca/--inference-cert/--inference-key)."""
+    return ChannelTls.from_flags(settings.inference_ca, settings.inference_cert, settings.inference_key)
+
+
+def check_settings(settings, program: str) -> None:
+    """Everything that can be wrong with a server's TLS/token settings, found before it
+    starts (files readable and PEM, pairs complete, the tokens file valid, no plaintext on a
+    public address). Raises SecurityConfigError naming the flag."""
+    tls = server_tls(settings)
+    if tls is not None:
+        tls.credentials()
+    check_listen_address(settings.host, tls is not None, settings.insecure, program)
+    if settings.tokens_file:
+        TokenStore(settings.tokens_file)
+    if hasattr(settings, "inference_ca"):
+        channel = inference_channel_tls(settings)
+        if channel is not None:
+            channel.credentials()
+        if settings.inference_token_file:
+            SecretFile(settings.inference_token_file)
+
+
+def call_interceptor(settings, metrics_prefix: str | None) -> CallInterceptor:
+    """The server's CallInterceptor from its settings; sets the access log on or off."""
+    configure_access_log(settings.access_log)
+    tokens = TokenStore(settings.tokens_file) if settings.tokens_file else None
+    return CallInterceptor(tokens, public_reflection=settings.public_reflection,
+                           client_certificates=bool(settings.tls_cert and settings.tls_client_ca),
+                           metrics_prefix=metrics_prefix)
+
+
 class _Rejected(Exception):
     def __init__(self, message: str, reason: str):
         super().__init__(message)
         self.message = message
         self.reason = reason
+
+
+_CALLER_COUNTERS: dict[str, object] = {}
+
+
+def _caller_counter(prefix: str):
+    """`<prefix>_rpcs_by_caller_total`, registered once per process (tests build several
+    servers in one process)."""
+    counter = _CALLER_COUNTERS.get(prefix)
+    if counter is None:
+        from prometheus_client import Counter
+
+        counter = _CALLER_COUNTERS[prefix] = Counter(
+            f"{prefix}_rpcs_by_caller_total",
+            "RPCs by authenticated caller (anonymous when auth is off, unauthenticated for "
+            "rejected calls), method and gRPC status code.",
+            ["caller", "method", "code"])
+    return counter
 
 
 class CallInterceptor(grpc.aio.ServerInterceptor):
@@ -366,21 +447,14 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
     here, so the inference worker builds this after its multiprocess folder is set."""
 
     def __init__(self, tokens: TokenStore | None = None, *, public_reflection: bool = False,
-                 access_log_enabled: bool = True, metrics_prefix: str | None = None):
+                 client_certificates: bool = False, metrics_prefix: str | None = None):
         self.tokens = tokens
         self.public_reflection = public_reflection
-        self.access_log_enabled = access_log_enabled
+        # True when the server requires (and TLS verified) a client certificate on every call.
+        self.client_certificates = client_certificates
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
-        self._counter = None
+        self._counter = _caller_counter(metrics_prefix) if metrics_prefix else None
         self._children: dict[tuple[str, str, str], object] = {}
-        if metrics_prefix:
-            from prometheus_client import Counter
-
-            self._counter = Counter(
-                f"{metrics_prefix}_rpcs_by_caller_total",
-                "RPCs by authenticated caller (anonymous when auth is off, unauthenticated for "
-                "rejected calls), method and gRPC status code.",
-                ["caller", "method", "code"])
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -402,16 +476,20 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         authorization, request_id = _read_metadata(context.invocation_metadata())
         request_id = request_ids.accept(request_id)
         request_ids.REQUEST_ID.set(request_id)
-        caller = self._authenticate(method, authorization)
+        caller = self._authenticate(method, authorization, context)
         request_ids.CALLER.set(caller)
         context.set_trailing_metadata(((request_ids.HEADER, request_id), (request_ids.CALLER_HEADER, caller)))
         return caller
 
-    def _authenticate(self, method: str, authorization: str | None) -> str:
+    def _authenticate(self, method: str, authorization: str | None, context) -> str:
         if self.tokens is None:
             return ANONYMOUS
         token = bearer_token(authorization)
         if token is None:
+            if self.client_certificates:
+                caller = certificate_caller(context)
+                if caller is not None:
+                    return caller
             if self.public_reflection and method.startswith(REFLECTION_PREFIXES):
                 return ANONYMOUS
             raise _Rejected(MISSING_TOKEN, "missing_token")
@@ -434,7 +512,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             if child is None:
                 child = self._children[key] = self._counter.labels(caller, _short(method), code)
             child.inc()
-        if log_line and self.access_log_enabled and access_log.isEnabledFor(logging.INFO):
+        if log_line and access_log.isEnabledFor(logging.INFO):
             access_log.info("event=rpc method=%s code=%s ms=%.2f", _short(method), code,
                             (time.perf_counter() - started) * 1000.0)
 

@@ -3,7 +3,10 @@ is built (options, limits, interceptors), where ports are bound, and the wrapper
 servicer method goes through (errors -> status via recommender.errors, metrics).
 
   new_server(settings, interceptors=[...])   ONE place per process where the server is built
-  bind(server, host, port, settings)         ONE place where a port is bound (TLS goes here)
+                                             (recommender.security.CallInterceptor first:
+                                             tokens, caller, request id, access log)
+  bind(server, host, port, settings)         ONE place where a port is bound (TLS, and the
+                                             no-plaintext-on-a-public-address rule)
   unary(method) / streaming(method)          servicer method wrappers (errors -> status, and
                                              `self.record(method, code, seconds)` per call)
 
@@ -24,7 +27,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
-from recommender import errors
+from recommender import errors, security
 from recommender.request_decoding import UndecodableRequest
 from recommender.settings import MAX_RESPONSE_BYTES
 
@@ -45,20 +48,26 @@ def server_options(settings, *, reuseport: bool) -> list[tuple[str, object]]:
 
 
 def new_server(settings, *, interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
-               reuseport: bool = False) -> grpc.aio.Server:
-    """The process's grpc.aio server with its limits; `interceptors` run in order, after the
-    stream limiter (request ids, authentication: recommender/security.py)."""
+               reuseport: bool = False, metrics_prefix: str | None = None) -> grpc.aio.Server:
+    """The process's grpc.aio server with its limits. The call interceptor (caller tokens,
+    request ids, access log: recommender/security.py) runs first, so a caller without a
+    token is refused before any limit or work; then the stream limiter, then `interceptors`.
+    `metrics_prefix` names the caller counter (`<prefix>_rpcs_by_caller_total`)."""
     return grpc.aio.server(
-        interceptors=[StreamLimits(settings), *interceptors],
+        interceptors=[security.call_interceptor(settings, metrics_prefix), StreamLimits(settings),
+                      *interceptors],
         options=server_options(settings, reuseport=reuseport),
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
 
 
 def bind(server: grpc.aio.Server, host: str, port: int, settings) -> int:
-    """Listen on host:port (port 0: any free port); returns the bound port."""
+    """Listen on host:port (port 0: any free port) with TLS when --tls-cert/--tls-key are set;
+    returns the bound port. Plaintext on an address other machines reach needs --insecure."""
     address = f"{host}:{port}"
-    bound = server.add_insecure_port(address)
+    tls = security.server_tls(settings)
+    security.check_listen_address(host, tls is not None, settings.insecure)
+    bound = security.add_port(server, address, tls)
     if not bound:
         raise OSError(f"cannot listen on {address}")
     return bound
@@ -143,14 +152,9 @@ def _invalid_bytes(request: UndecodableRequest, where: str = "") -> errors.Inval
 async def fail(context, method: str, exc: BaseException) -> grpc.StatusCode:
     """End the call with the status of `exc` (raises grpc's AbortError); logs one line."""
     code, message, details = errors.status_of(exc)
-    errors.log_failure(method, code, message, exc, request_id=_request_id(context))
+    errors.log_failure(method, code, message, exc)
     await context.abort(code, message, trailing_metadata=errors.trailing_metadata(code, message, details))
     return code  # not reached: abort raises
-
-
-def _request_id(context) -> str | None:
-    getter = getattr(context, "request_id", None)
-    return getter() if callable(getter) else None
 
 
 def unary(method: str):

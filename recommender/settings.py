@@ -220,22 +220,31 @@ def _tls_key(prefix: str):
 
 def _tls_client_ca(prefix: str):
     return setting(None, env=f"{prefix}_TLS_CLIENT_CA", flag="--tls-client-ca",
-                   help="PEM CA bundle: require client certificates signed by it")
+                   help="PEM CA bundle: require client certificates signed by it (mTLS); a caller "
+                        "without a token is then known by its certificate's common name")
 
 
 def _insecure(prefix: str):
     return setting(False, env=f"{prefix}_INSECURE", flag="--insecure",
-                   help="serve plaintext without caller tokens (development only)")
+                   help="allow plaintext on a --host other machines can reach (without it such a "
+                        "server refuses to start without --tls-cert/--tls-key)")
 
 
 def _tokens_file(prefix: str):
-    return setting(None, env=f"{prefix}_TOKENS_FILE", flag="--tokens-file",
-                   help="file of accepted caller tokens")
+    # One file for every server of a deployment, hence one environment name.
+    return setting(None, env="RECOMMENDER_TOKENS_FILE", flag="--tokens-file",
+                   help="file of 'caller-name: sha256-of-token' lines; callers then send "
+                        "'authorization: Bearer <token>' (re-read when it changes; unset: no tokens)")
 
 
 def _public_reflection(prefix: str):
     return setting(False, env=f"{prefix}_PUBLIC_REFLECTION", flag="--public-reflection",
                    help="answer server reflection without a caller token")
+
+
+def _access_log(prefix: str):
+    return setting(True, env=f"{prefix}_ACCESS_LOG", flag="--access-log",
+                   help="one INFO line per call: method, code, ms, caller, request id (never the text)")
 
 
 # ----------------------------------------------------------------------------- the gateway
@@ -303,13 +312,19 @@ class GatewaySettings(Settings):
     insecure: bool = _insecure("GATEWAY")
     tokens_file: str | None = _tokens_file("GATEWAY")
     public_reflection: bool = _public_reflection("GATEWAY")
-    # The gateway's TLS towards inference (client side of the channel).
-    inference_tls_ca: str | None = setting(
-        None, env="GATEWAY_INFERENCE_TLS_CA", flag="--inference-tls-ca",
-        help="PEM CA bundle to verify the inference servers' certificates (TLS to inference)")
+    access_log: bool = _access_log("GATEWAY")
+    # The gateway's TLS and identity towards inference (client side of the channels).
+    inference_ca: str | None = setting(
+        None, env="GATEWAY_INFERENCE_CA", flag="--inference-ca",
+        help="PEM CA bundle to verify the inference servers' certificates: TLS to inference")
+    inference_cert: str | None = setting(
+        None, env="GATEWAY_INFERENCE_CERT", flag="--inference-cert",
+        help="PEM client certificate the gateway presents to inference (mTLS; with --inference-key)")
+    inference_key: str | None = setting(
+        None, env="GATEWAY_INFERENCE_KEY", flag="--inference-key", help="PEM private key of --inference-cert")
     inference_token_file: str | None = setting(
         None, env="GATEWAY_INFERENCE_TOKEN_FILE", flag="--inference-token-file",
-        help="file holding the token the gateway presents to inference")
+        help="file holding the token the gateway presents to inference (re-read when it changes)")
 
 
 # ----------------------------------------------------------------------------- the inference server
@@ -360,6 +375,7 @@ class InferenceSettings(Settings):
     insecure: bool = _insecure("INFERENCE")
     tokens_file: str | None = _tokens_file("INFERENCE")
     public_reflection: bool = _public_reflection("INFERENCE")
+    access_log: bool = _access_log("INFERENCE")
 
     def worker_port(self, index: int) -> int:
         """The port only worker `index` listens on (besides the shared port)."""
