@@ -208,6 +208,7 @@ def test_interest(text, interest):
         # someone else
         ("she hikes every weekend", 2), ("what would you get for a 10 year old who likes minecraft?", 2),
         ("my partner says I should get a massager for my back", 1), ("엄마랑 같이 쓸 에어프라이어", 1),
+        ("허리가 안 좋으셔서 건강에 좋은 걸로", 2), ("추천해 주셔서 감사해요, 제가 쓸 거예요", 1),  # honorifics: someone else
     ],
 )
 def test_purpose(text, purpose):
