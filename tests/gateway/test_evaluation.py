@@ -85,3 +85,18 @@ def test_cli_reports_bad_input_as_exit_2(tmp_path, capsys):
     assert cli.main(["evaluate", "--labels", str(tmp_path / "missing.jsonl")]) == 2
     assert "gateway evaluate:" in capsys.readouterr().err
     assert cli.main(["evaluate", "--vectorizer", "bedrock-flow", "--labels", str(tmp_path)]) == 2
+
+
+def test_cli_passes_the_bedrock_options_to_the_builder(labels, monkeypatch, capsys):
+    built = {}
+
+    def fake_build(name, **options):
+        built.update(options, name=name)
+        return Scripted({r["text"]: r["features"] for r in ROWS})
+
+    monkeypatch.setattr(evaluation, "build_for_evaluation", fake_build)
+    assert cli.main(["evaluate", "--vectorizer", "bedrock-converse", "--labels", str(labels), "--bedrock-config",
+                     "flow.json", "--model-id", "m-1", "--region", "eu-west-1", "--endpoint-url", "http://127.0.0.1:9"]) == 0
+    assert built == {"name": "bedrock-converse", "bedrock_config_path": "flow.json", "model_id": "m-1",
+                     "region": "eu-west-1", "endpoint_url": "http://127.0.0.1:9"}
+    assert "exact      100.0%" in capsys.readouterr().out
