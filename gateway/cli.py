@@ -3,6 +3,7 @@
     python -m gateway serve --port 50051 --inference 127.0.0.1:8501,127.0.0.1:8502
     python -m gateway print-prompt      # the Bedrock prompt, to paste into the console
     python -m gateway evaluate --vectorizer local --labels FILE.jsonl   # accuracy + latency
+    python -m gateway bedrock setup --region ap-northeast-2   # the Bedrock flow, by one command
 
 Every serve flag has an environment default (shown in --help) so containers and `make serve`
 configure the gateway without a wrapper script; flags, environment names and defaults are
@@ -56,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="override the Bedrock endpoint, e.g. a local fake (env BEDROCK_ENDPOINT_URL)")
     evaluate.add_argument("--misses", action="store_true", help="also print every message read wrong")
     evaluate.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+
+    from gateway.bedrock import cli as bedrock_cli  # setup|status|teardown|smoke|policy (no boto3 at import)
+
+    bedrock_cli.add_parser(commands)
     return parser
 
 
@@ -68,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "evaluate":
         return _evaluate(args)
+    if args.command == "bedrock":
+        from gateway.bedrock import cli as bedrock_cli
+
+        logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+        return bedrock_cli.main(args)
 
     settings = GatewaySettings.from_args(args)
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)

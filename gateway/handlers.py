@@ -22,6 +22,7 @@ from gateway import conversions, metrics
 from gateway.backend import InferenceBackend
 from gateway.batches import PreparedBatch, merge_batch, prepare_text_batch
 from gateway.coalescing import RecommendCoalescer
+from gateway.vectorizers import deadlines
 from gateway.vectorizers.base import LOCAL, Vectorizer, VectorizeResult, VectorizerUnavailable
 from recommender import errors, request_ids, schema
 from recommender.v1 import chat_pb2, metadata_pb2, recommend_pb2, vectorize_pb2
@@ -71,15 +72,18 @@ class Handlers:
         # written on the pool keep the caller and request id.
         return await asyncio.get_running_loop().run_in_executor(self.pool, request_ids.propagate(fn), *args)
 
-    async def vectorize_text(self, text: str) -> VectorizeResult:
-        if not self.remote:
-            return _vectorize(self.vectorizer, text)
-        return await self._off_loop(_vectorize, self.vectorizer, text)
+    async def vectorize_text(self, text: str, timeout: float | None = None) -> VectorizeResult:
+        # The caller's deadline bounds a Bedrock call (its read timeouts and retries).
+        with deadlines.within(timeout):
+            if not self.remote:
+                return _vectorize(self.vectorizer, text)
+            return await self._off_loop(_vectorize, self.vectorizer, text)
 
     # ------------------------------------------------------------------ Vectorize
 
-    async def vectorize(self, request: vectorize_pb2.VectorizeRequest) -> vectorize_pb2.VectorizeResponse:
-        result = await self.vectorize_text(request.text)
+    async def vectorize(self, request: vectorize_pb2.VectorizeRequest,
+                        timeout: float | None = None) -> vectorize_pb2.VectorizeResponse:
+        result = await self.vectorize_text(request.text, timeout)
         log.debug("event=vectorized vectorizer=%s language=%s text=%r",
                   result.vectorizer, result.language, request.text)
         return vectorize_pb2.VectorizeResponse(
@@ -104,7 +108,7 @@ class Handlers:
         schema.resolve_top_k(request.top_k)
         vectorizer = ""
         if has_text:
-            result = await self.vectorize_text(request.text)
+            result = await self.vectorize_text(request.text, timeout)
             features, vectorizer = result.features, result.vectorizer
         else:
             features = schema.validate_features(request.features)
@@ -118,7 +122,8 @@ class Handlers:
 
     async def recommend_batch(self, request: recommend_pb2.RecommendBatchRequest,
                               timeout: float | None) -> recommend_pb2.RecommendBatchResponse:
-        prepared = await self.prepare(request)
+        with deadlines.within(timeout):  # bounds the Bedrock calls of a batch of texts
+            prepared = await self.prepare(request)
         if prepared is None:  # vectors: forwarded untouched, the backend checks each row
             return await self.backend.recommend_batch(request, timeout)
         answer = None
@@ -218,7 +223,8 @@ class Handlers:
         """One conversation turn: the engine reads the text and writes the reply, inference
         scores in between on this loop."""
         if self.remote:
-            plan = await self._off_loop(self._understand, request)
+            with deadlines.within(timeout):
+                plan = await self._off_loop(self._understand, request)
         else:
             plan = self._understand(request)
         response = None

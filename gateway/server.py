@@ -148,6 +148,10 @@ class GatewayServer:
             start_http_server(self.settings.metrics_port, addr=self.settings.host)
         await self.server.start()
         self.watcher.start()
+        # Health service "vectorizer": NOT_SERVING while Bedrock fails permanently (the fallback answers).
+        from gateway.bedrock.smoke import publish_health
+
+        await publish_health(self.vectorizer, self.health)
         log.info("event=gateway_started address=%s:%d inference=%s vectorizer=%s fallback=%s "
                  "coalescing=%s metrics_port=%s", self.settings.host, self.bound_port,
                  ",".join(self.backend.addresses), self.settings.vectorizer, self.settings.fallback,
@@ -172,7 +176,13 @@ class GatewayServer:
 
 async def serve(settings: GatewaySettings) -> None:
     """Run the gateway until SIGTERM or SIGINT, then stop gracefully."""
-    server = GatewayServer(settings)
+    vectorizer = build_vectorizer(settings)
+    if settings.bedrock_check:  # one canary call; a permanent error refuses the start (ValueError)
+        from gateway.bedrock.smoke import start_check
+
+        await asyncio.get_running_loop().run_in_executor(
+            None, start_check, vectorizer, settings.bedrock_timeout_s * 3)
+    server = GatewayServer(settings, vectorizer=vectorizer)
     done = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -36,7 +36,7 @@ class _Servicer:
 class VectorizeServicer(_Servicer, vectorize_pb2_grpc.VectorizeServiceServicer):
     @unary("Vectorize")
     async def Vectorize(self, request, context):
-        return await self.handlers.vectorize(request)
+        return await self.handlers.vectorize(request, time_left(context))
 
 
 class RecommendServicer(_Servicer, recommend_pb2_grpc.RecommendServiceServicer):

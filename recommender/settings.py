@@ -269,9 +269,14 @@ class GatewaySettings(Settings):
         help="JSON file with region, flowIdentifier, flowAliasIdentifier (no credentials: those "
              "come from the AWS default chain)")
     model_id: str | None = setting(None, env="BEDROCK_MODEL_ID", flag="--model-id",
-                                   help="Bedrock Converse model id; default amazon.nova-pro-v1:0")
+                                   help="Bedrock Converse model id; default: Nova Pro through the "
+                                        "region's inference profile (us./eu./apac.amazon.nova-pro-v1:0)")
     bedrock_timeout_s: float = setting(10.0, env="BEDROCK_TIMEOUT", flag="--bedrock-timeout",
-                                       help="seconds per Bedrock call")
+                                       help="seconds per Bedrock attempt (less when the caller's "
+                                            "deadline is nearer)")
+    bedrock_check: bool = setting(False, env="BEDROCK_CHECK", flag="--bedrock-check",
+                                  help="make one Bedrock call at start; refuse to start on a permanent "
+                                       "error (access denied, validation, not found, credentials)")
     region: str | None = setting(None, env="AWS_REGION", flag="--region", help="AWS region")
     endpoint_url: str | None = setting(None, env="BEDROCK_ENDPOINT_URL", flag="--endpoint-url",
                                        help="override the Bedrock endpoint, e.g. a local fake")

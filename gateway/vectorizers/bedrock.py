@@ -671,6 +671,8 @@ def find_bedrock(vectorizer: Any) -> _BedrockVectorizer | None:
     while vectorizer is not None and seen < 10:
         if isinstance(vectorizer, _BedrockVectorizer):
             return vectorizer
-        vectorizer = getattr(vectorizer, "primary", None) or getattr(vectorizer, "inner", None)
+        # `is None`, not `or`: a wrapper may be falsy (an empty cache has len() 0).
+        inner = getattr(vectorizer, "primary", None)
+        vectorizer = getattr(vectorizer, "inner", None) if inner is None else inner
         seen += 1
     return None

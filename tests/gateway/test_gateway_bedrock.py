@@ -1,19 +1,26 @@
 """The gateway process configured for Bedrock, against the fake Bedrock on 127.0.0.1 (real
 boto3 client, real wire formats via --endpoint-url): the answer names the vectorizer that
 produced it, a repeated text is a cache hit with no second Bedrock call, a broken Bedrock
-falls back to the local vectorizer or, with --fallback none, is UNAVAILABLE. Credentials are
-dummies from the environment and never appear in the gateway's log."""
+falls back to the local vectorizer or, with --fallback none, is UNAVAILABLE; a permanent
+error degrades the "vectorizer" health service and sets gateway_vectorizer_degraded while the
+local rules answer; --bedrock-check refuses to start on one; the caller's deadline bounds a
+Bedrock call. Credentials are dummies from the environment and never appear in the gateway's
+log."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import time
+import urllib.request
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from recommender.v1 import common_pb2, vectorize_pb2, vectorize_pb2_grpc
-from tests.fakes.fake_bedrock import FakeBedrock, answer, server_error, text, throttle
+from tests.fakes.fake_bedrock import FakeBedrock, answer, error, server_error, slow, text, throttle
 from tests.support import PYTHON, ServerProcess, free_port
 
 pytestmark = pytest.mark.slow
@@ -53,9 +60,9 @@ def start(tmp_path, fake: FakeBedrock, *flags: str) -> tuple[ServerProcess, grpc
     return gateway, channel
 
 
-def vectorize(channel, message: str = MESSAGE) -> vectorize_pb2.VectorizeResponse:
+def vectorize(channel, message: str = MESSAGE, timeout: float = 20) -> vectorize_pb2.VectorizeResponse:
     stub = vectorize_pb2_grpc.VectorizeServiceStub(channel)
-    return stub.Vectorize(vectorize_pb2.VectorizeRequest(text=message), timeout=20)
+    return stub.Vectorize(vectorize_pb2.VectorizeRequest(text=message), timeout=timeout)
 
 
 def test_converse_answers_then_cache_hits(tmp_path):
@@ -128,3 +135,79 @@ def test_bedrock_flow_without_config_fails_at_start(tmp_path):
         assert "--bedrock-config" in gateway.log()
     finally:
         gateway.stop()
+
+
+ZEROS = {"age": 0, "gender": 0, "budget": 0, "interest": 0, "purpose": 0, "season": 0}
+
+
+def vectorizer_health(channel) -> str:
+    reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="vectorizer"), timeout=5)
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return response.read().decode()
+
+
+def test_deadline_bounds_bedrock_and_a_permanent_error_degrades_the_vectorizer(tmp_path):
+    metrics_port = free_port()
+    with FakeBedrock() as fake:
+        fake.script(answer(ZEROS))  # the --bedrock-check canary passes
+        gateway, channel = start(tmp_path, fake, "--vectorizer", "bedrock-converse", "--fallback", "local",
+                                 "--bedrock-check", "--bedrock-timeout", "10", "--metrics-port", str(metrics_port))
+        try:
+            assert len(fake.requests) == 1 and vectorizer_health(channel) == "SERVING"
+
+            # A caller with 4 s left is not made to wait for Bedrock's 10 s timeout.
+            fake.default = slow(20, answer(ZEROS))
+            started = time.monotonic()
+            try:
+                assert vectorize(channel, "earbuds for running", timeout=4).vectorizer == common_pb2.VECTORIZER_LOCAL
+            except grpc.RpcError as exc:  # a very loaded machine ate the reserve kept for the fallback
+                assert exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            assert time.monotonic() - started < 5
+            [latency] = re.findall(r"api=converse outcome=timeout latency_ms=([\d.]+)", gateway.log())
+            assert float(latency) < 4000  # bounded by the caller's 4 s, not --bedrock-timeout 10
+
+            # A permanent error: not retried, counted by kind, the vectorizer reported degraded.
+            fake.default = error(403, "AccessDeniedException", "You don't have access to the model.")
+            calls = len(fake.requests)
+            assert vectorize(channel, "a gift for mom").vectorizer == common_pb2.VECTORIZER_LOCAL
+            assert len(fake.requests) == calls + 1
+            deadline = time.monotonic() + 5
+            while vectorizer_health(channel) != "NOT_SERVING" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert vectorizer_health(channel) == "NOT_SERVING"
+            metrics = scrape(metrics_port)
+            assert 'gateway_vectorizer_degraded{kind="access_denied",vectorizer="bedrock-converse"} 1.0' in metrics
+            assert 'gateway_bedrock_calls_total{api="converse",outcome="access_denied"} 1.0' in metrics
+            # While degraded the local rules answer without another doomed Bedrock call.
+            assert vectorize(channel, "a camera for my trip").vectorizer == common_pb2.VECTORIZER_LOCAL
+            assert len(fake.requests) == calls + 1
+        finally:
+            gateway.stop()
+        log = gateway.log()
+        assert log.count("event=bedrock_degraded") == 1
+        assert "remedy=" in log and "every region the inference profile routes to" in log
+        assert SECRET_KEY not in log
+
+
+def test_bedrock_check_refuses_to_start_on_a_permanent_error(tmp_path):
+    with FakeBedrock(default=error(404, "ResourceNotFoundException", "Flow FLOWGONE01 not found.")) as fake:
+        config = tmp_path / "flow.json"
+        config.write_text(json.dumps({"region": "ap-northeast-2", "flowIdentifier": "FLOWGONE01",
+                                      "flowAliasIdentifier": "ALIASGONE1"}))
+        gateway = ServerProcess(
+            [PYTHON, "-m", "gateway", "serve", "--port", str(free_port()), "--inference", "127.0.0.1:1",
+             "--metrics-port", "0", "--endpoint-url", fake.url, "--vectorizer", "bedrock-flow",
+             "--bedrock-config", str(config), "--bedrock-check"],
+            tmp_path / "gateway.log", env=aws_env(tmp_path)).start()
+        try:
+            assert gateway.process.wait(60) == 2
+        finally:
+            gateway.stop()
+        log = gateway.log()
+        assert "--bedrock-check: Bedrock invoke_flow failed with ResourceNotFoundException" in log
+        assert "bedrock setup --region ap-northeast-2" in log  # the remedy
+        assert len(fake.requests) == 1  # permanent: one call, no retry
