@@ -109,7 +109,7 @@ class FallbackVectorizer:
 
 
 def _local() -> Vectorizer:
-    # Imported lazily: the local vectorizer's lexicon is only loaded when it is used.
+    # Imported lazily: the local vectorizer's phrase tables are only compiled when it is used.
     from gateway.vectorizers.local import LocalVectorizer
 
     return LocalVectorizer()
