@@ -171,6 +171,32 @@ def answer(value: Any) -> Reply:
     return Reply(build, label=f"answer {value!r}")
 
 
+def customer_text(request: RecordedRequest) -> str:
+    """The customer's message inside a Converse or InvokeFlow request (JSON string literal,
+    between <customer_message> tags for Converse)."""
+    body = request.json()
+    if request.api == "converse":
+        turn = body["messages"][-1]["content"][0]["text"]
+        literal = turn.split("\n", 1)[1].rsplit("\n", 1)[0]
+    else:
+        literal = body["inputs"][0]["content"]["document"]
+    return json.loads(literal)
+
+
+def answer_by_text(vectors: dict[str, Any], otherwise: Reply | None = None) -> Reply:
+    """A model that knows the answers: `vectors[customer text]` when the text is there,
+    else `otherwise` (default: an InternalServerException)."""
+    fallback = otherwise or error(500, "InternalServerException", "The server encountered an internal error.")
+
+    def build(request: RecordedRequest):
+        message = customer_text(request)
+        if message in vectors:
+            return answer(vectors[message]).build(request)
+        return fallback.build(request)
+
+    return Reply(build, label="answer by text")
+
+
 def text(model_text: str) -> Reply:
     """The model answers with raw text (prose, broken JSON, two objects ...)."""
 
