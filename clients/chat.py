@@ -1,6 +1,8 @@
 """Terminal chat with the recommender gateway.
 
     python -m clients.chat --target 127.0.0.1:50051      (make chat)
+    RECOMMENDER_TOKEN=$(cat .secrets/dev.token) RECOMMENDER_CA=.secrets/ca.pem \
+        python -m clients.chat --target 127.0.0.1:8443   (through Envoy, make cluster)
 
 Type in Korean or English; line editing and history come from readline. The conversation
 state returned by each turn is sent back with the next one. Commands: /reset starts over,
@@ -11,11 +13,14 @@ line by line, prints the replies and exits 0 at end of input.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import unicodedata
 from collections.abc import Iterator, Sequence
 from typing import TextIO
+
+import grpc
 
 from clients.client import Item, RecommenderClient, RecommenderError
 
@@ -109,8 +114,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--target", default="127.0.0.1:50051", help="gateway host:port")
     parser.add_argument("--top-k", type=int, default=3, help="products to show, 1-10")
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds per turn")
-    parser.add_argument("--tls", action="store_true", help="connect with TLS (system root certificates)")
+    parser.add_argument("--tls", action="store_true",
+                        help="connect with TLS (system root certificates unless --ca); on by itself with --ca")
+    parser.add_argument("--ca", default=os.environ.get("RECOMMENDER_CA") or None,
+                        help="PEM file of the CA to trust, implies TLS (env RECOMMENDER_CA)")
+    parser.add_argument("--token", default=None,
+                        help="caller token sent as 'authorization: Bearer <token>' (env RECOMMENDER_TOKEN; "
+                             "prefer the environment or --token-file: a flag shows in `ps`)")
+    parser.add_argument("--token-file", default=None, help="file holding the caller token")
     return parser
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    if args.token_file:
+        with open(args.token_file, encoding="utf-8") as f:
+            return f.read().strip() or None
+    return args.token or os.environ.get("RECOMMENDER_TOKEN") or None
 
 
 def run(client: RecommenderClient, top_k: int, interactive: bool, stdin: TextIO, out: TextIO) -> None:
@@ -134,9 +153,12 @@ def run(client: RecommenderClient, top_k: int, interactive: bool, stdin: TextIO,
         try:
             turn = client.chat(text, state, top_k=top_k)
         except RecommenderError as exc:
-            # Keep the conversation: the customer can rephrase or retry.
             print(f"error: {exc.code.name}: {exc.details}", file=sys.stderr)
-            continue
+            if exc.code == grpc.StatusCode.UNAUTHENTICATED:  # retrying cannot help
+                print("chat: set RECOMMENDER_TOKEN (or --token-file) to a token the gateway knows",
+                      file=sys.stderr)
+                raise SystemExit(1) from None
+            continue  # keep the conversation: the customer can rephrase or retry
         state = turn.state
         before, reasons, after = split_reply(turn.reply) if turn.items else (turn.reply.splitlines(), {}, [])
         print("bot> " + "\n     ".join(before), file=out)
@@ -155,7 +177,15 @@ def main(argv: list[str] | None = None) -> int:
     interactive = sys.stdin.isatty()
     if not interactive:
         _utf8(sys.stdin)
-    with RecommenderClient(args.target, timeout=args.timeout, tls=args.tls) as client:
+    try:
+        token = _token(args)
+    except OSError as exc:
+        print(f"chat: --token-file {args.token_file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    # tls None: TLS when a CA is given; an empty ca_file/token keeps the client from reading
+    # the environment again.
+    with RecommenderClient(args.target, timeout=args.timeout, tls=True if args.tls else None,
+                           ca_file=args.ca or "", token=token or "") as client:
         try:
             client.wait_ready(min(args.timeout, 10.0))
         except RecommenderError as exc:

@@ -9,12 +9,16 @@ import asyncio
 import hmac
 import os
 import stat
+import subprocess
+import time
+import urllib.request
 
 import grpc
 import pytest
 from cryptography import x509
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from edge import certs
 from recommender import request_ids, security
@@ -30,6 +34,9 @@ from recommender.security import (
     parse_tokens,
     token_line,
 )
+from recommender.settings import GatewaySettings, InferenceSettings
+from recommender.v1 import chat_pb2, chat_pb2_grpc, recommend_pb2, recommend_pb2_grpc
+from tests.support import PYTHON, ROOT, ServerProcess, free_port, free_port_block
 
 # ------------------------------------------------------------------------------- tokens file
 
@@ -464,3 +471,281 @@ def test_mtls_requires_a_client_certificate_from_the_ca(dev_secrets):
     with_cert, without = asyncio.run(go())
     assert with_cert == "SERVING"
     assert without == "UNAVAILABLE"
+
+
+# ------------------------------------------------------------------------------- real servers
+# inference (1 worker: TLS, mTLS, tokens) + gateway (TLS, tokens, mTLS to inference), real
+# processes on free 127.0.0.1 ports, one set for the tests below.
+
+FEATURES = [35, 1, 300_000, 2, 1, 0]
+
+
+def _tls_channel(port: int, secrets: certs.DevSecrets, client_cert: bool = False) -> grpc.Channel:
+    cert = key = None
+    if client_cert:
+        cert, key = secrets.client_cert.read_bytes(), secrets.client_key.read_bytes()
+    credentials = grpc.ssl_channel_credentials(secrets.ca_cert.read_bytes(), key, cert)
+    return grpc.secure_channel(f"127.0.0.1:{port}", credentials)
+
+
+def _wait_serving(channel: grpc.Channel, process: ServerProcess, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    stub = health_pb2_grpc.HealthStub(channel)
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if process.process.poll() is not None:
+            raise RuntimeError(f"server exited {process.process.returncode}:\n{process.log()[-3000:]}")
+        try:
+            if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                return
+        except grpc.RpcError as exc:
+            last = exc.code().name
+        time.sleep(0.2)
+    raise TimeoutError(f"not SERVING after {timeout}s (last {last}):\n{process.log()[-3000:]}")
+
+
+def _wait_for_line(process: ServerProcess, needle: str, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = [line for line in process.log().splitlines() if needle in line]
+        if lines:
+            return lines[0]
+        time.sleep(0.1)
+    raise AssertionError(f"{needle!r} not in the log of {process.args[2]}:\n{process.log()[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def secure_stack(tmp_path_factory, trained_models_dir):
+    tmp = tmp_path_factory.mktemp("secure_stack")
+    secrets = certs.ensure_dev_secrets(tmp / ".secrets")
+    tls = ["--tls-cert", str(secrets.server_cert), "--tls-key", str(secrets.server_key),
+           "--tokens-file", str(secrets.tokens_file)]
+    inference_port = free_port_block(2)
+    inference_metrics, gateway_port, gateway_metrics = free_port(), free_port(), free_port()
+    inference = ServerProcess(
+        [PYTHON, "-m", "inference", "--models-dir", str(trained_models_dir), "--port", str(inference_port),
+         "--workers", "1", "--metrics-port", str(inference_metrics), *tls, "--tls-client-ca", str(secrets.ca_cert)],
+        tmp / "inference.log").start()
+    gateway = ServerProcess(
+        [PYTHON, "-m", "gateway", "serve", "--port", str(gateway_port), "--inference",
+         f"127.0.0.1:{inference_port + 1}", "--metrics-port", str(gateway_metrics), *tls,
+         "--inference-ca", str(secrets.ca_cert), "--inference-cert", str(secrets.client_cert),
+         "--inference-key", str(secrets.client_key), "--health-interval-s", "0.3"],
+        tmp / "gateway.log").start()
+    channel = _tls_channel(gateway_port, secrets)
+    try:
+        with _tls_channel(inference_port + 1, secrets, client_cert=True) as direct:
+            _wait_serving(direct, inference, 180)
+        _wait_serving(channel, gateway, 60)
+        yield {"secrets": secrets, "channel": channel, "gateway": gateway, "inference": inference,
+               "gateway_port": gateway_port, "inference_port": inference_port + 1,
+               "gateway_metrics": gateway_metrics, "inference_metrics": inference_metrics,
+               "token": secrets.dev_token.read_text().strip(), "tmp": tmp}
+    finally:
+        channel.close()
+        gateway.stop()
+        inference.stop()
+
+
+def _auth(token: str, request_id: str | None = None) -> tuple[tuple[str, str], ...]:
+    metadata = (("authorization", f"Bearer {token}"),)
+    return metadata + ((("x-request-id", request_id),) if request_id else ())
+
+
+def _recommend(channel, metadata=()):
+    stub = recommend_pb2_grpc.RecommendServiceStub(channel)
+    return stub.Recommend.with_call(recommend_pb2.RecommendRequest(features=FEATURES), metadata=metadata,
+                                    timeout=10)
+
+
+@pytest.mark.slow
+def test_tokens_decide_who_is_answered_and_health_needs_none(secure_stack):
+    channel, token = secure_stack["channel"], secure_stack["token"]
+    for metadata, message in (((), MISSING_TOKEN), (_auth("not-a-token"), UNKNOWN_TOKEN)):
+        with pytest.raises(grpc.RpcError) as info:
+            _recommend(channel, metadata)
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert info.value.details() == message
+    reply, call = _recommend(channel, _auth(token))
+    assert len(reply.items) == 3
+    assert dict(call.trailing_metadata())["x-caller"] == "dev"
+    status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5).status
+    assert status == health_pb2.HealthCheckResponse.SERVING
+
+
+def _list_services(channel, metadata=()) -> list[str]:
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    replies = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+                                        metadata=metadata, timeout=10)
+    return [s.name for reply in replies for s in reply.list_services_response.service]
+
+
+@pytest.mark.slow
+def test_server_reflection_needs_a_token_unless_public(secure_stack):
+    channel, secrets = secure_stack["channel"], secure_stack["secrets"]
+    with pytest.raises(grpc.RpcError) as info:
+        _list_services(channel)
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "recommender.v1.RecommendService" in _list_services(channel, _auth(secure_stack["token"]))
+
+    port = free_port()
+    public = ServerProcess(
+        [PYTHON, "-m", "gateway", "serve", "--port", str(port), "--inference", f"127.0.0.1:{secure_stack['inference_port']}",
+         "--metrics-port", "0", "--tokens-file", str(secrets.tokens_file), "--public-reflection",
+         "--inference-ca", str(secrets.ca_cert), "--inference-cert", str(secrets.client_cert),
+         "--inference-key", str(secrets.client_key)],
+        secure_stack["tmp"] / "public.log").start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as plain:  # loopback: plaintext allowed
+            _wait_serving(plain, public, 60)
+            assert "recommender.v1.RecommendService" in _list_services(plain)
+            with pytest.raises(grpc.RpcError) as info:  # only reflection is public
+                _recommend(plain)
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        public.stop()
+
+
+@pytest.mark.slow
+def test_plaintext_against_the_tls_port_fails(secure_stack):
+    with grpc.insecure_channel(f"127.0.0.1:{secure_stack['gateway_port']}") as plain:
+        with pytest.raises(grpc.RpcError) as info:
+            _recommend(plain, _auth(secure_stack["token"]))
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+@pytest.mark.slow
+def test_inference_requires_a_client_certificate_and_knows_its_holder(secure_stack):
+    secrets, port = secure_stack["secrets"], secure_stack["inference_port"]
+    with _tls_channel(port, secrets) as no_certificate:
+        with pytest.raises(grpc.RpcError) as info:
+            _recommend(no_certificate, _auth(secure_stack["token"]))
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE  # the handshake fails
+    with _tls_channel(port, secrets, client_cert=True) as with_certificate:
+        _, call = _recommend(with_certificate)  # no token: the certificate names the caller
+        assert dict(call.trailing_metadata())["x-caller"] == "gateway"
+        _, call = _recommend(with_certificate, _auth(secure_stack["token"]))  # a token decides
+        assert dict(call.trailing_metadata())["x-caller"] == "dev"
+
+
+@pytest.mark.slow
+def test_a_new_token_works_without_a_restart(secure_stack):
+    secrets, channel = secure_stack["secrets"], secure_stack["channel"]
+    original = secrets.tokens_file.read_text()
+    try:
+        with secrets.tokens_file.open("a") as f:
+            f.write(token_line("batch-job", "fresh-token-for-the-batch-job") + "\n")
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                _, call = _recommend(channel, _auth("fresh-token-for-the-batch-job"))
+                break
+            except grpc.RpcError as exc:
+                assert exc.code() == grpc.StatusCode.UNAUTHENTICATED
+                assert time.monotonic() < deadline, "the new token was not picked up within 10 s"
+                time.sleep(0.3)
+        assert dict(call.trailing_metadata())["x-caller"] == "batch-job"
+    finally:
+        secrets.tokens_file.write_text(original)
+
+
+@pytest.mark.slow
+def test_request_ids_come_back_and_reach_both_logs(secure_stack):
+    channel, token = secure_stack["channel"], secure_stack["token"]
+    recommend = recommend_pb2_grpc.RecommendServiceStub(channel)
+    calls = {}
+    _, calls["unary"] = recommend.Recommend.with_call(
+        recommend_pb2.RecommendRequest(text="30대 여성 운동용 30만원"), metadata=_auth(token, "rid-unary-1"), timeout=10)
+    _, calls["batch"] = recommend.RecommendBatch.with_call(
+        recommend_pb2.RecommendBatchRequest(texts=["게임기 50만원", "laptop for coding"]),
+        metadata=_auth(token, "rid-batch-1"), timeout=10)
+    stream = recommend.RecommendStream(
+        iter([recommend_pb2.RecommendStreamRequest(batch=recommend_pb2.RecommendBatchRequest(features=FEATURES))]),
+        metadata=_auth(token, "rid-stream-1"), timeout=10)
+    assert len(list(stream)) == 1
+    calls["stream"] = stream
+    _, calls["chat"] = chat_pb2_grpc.ChatServiceStub(channel).Chat.with_call(
+        chat_pb2.ChatRequest(text="중학생 아들 게임기 40만원 정도"), metadata=_auth(token, "rid-chat-1"), timeout=10)
+    for kind, call in calls.items():
+        request_id = f"rid-{kind}-1"
+        assert dict(call.trailing_metadata())["x-request-id"] == request_id
+        gateway_line = _wait_for_line(secure_stack["gateway"], f"request_id={request_id}")
+        assert "caller=dev" in gateway_line and "code=OK" in gateway_line
+        inference_line = _wait_for_line(secure_stack["inference"], f"request_id={request_id}")
+        assert "caller=gateway" in inference_line
+    # a call without an id gets one, and it is the one in the logs
+    _, call = _recommend(channel, _auth(token))
+    created = dict(call.trailing_metadata())["x-request-id"]
+    assert len(created) == 32
+    _wait_for_line(secure_stack["inference"], f"request_id={created}")
+
+
+def _metrics(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        return reply.read().decode()
+
+
+@pytest.mark.slow
+def test_callers_are_counted_in_metrics(secure_stack):
+    _recommend(secure_stack["channel"], _auth(secure_stack["token"]))
+    with pytest.raises(grpc.RpcError):
+        _recommend(secure_stack["channel"], _auth("wrong"))
+    gateway = _metrics(secure_stack["gateway_metrics"])
+    assert 'gateway_rpcs_by_caller_total{caller="dev",code="OK",method="RecommendService/Recommend"}' in gateway
+    assert ('gateway_rpcs_by_caller_total{caller="unauthenticated",code="UNAUTHENTICATED",'
+            'method="RecommendService/Recommend"}') in gateway
+    inference = _metrics(secure_stack["inference_metrics"])
+    assert 'inference_rpcs_by_caller_total{caller="gateway",code="OK",method="RecommendService/Recommend"}' in inference
+
+
+@pytest.mark.slow
+def test_chat_client_takes_the_token_and_ca_from_the_environment(secure_stack):
+    secrets, port = secure_stack["secrets"], secure_stack["gateway_port"]
+    base = {k: v for k, v in os.environ.items() if k not in ("RECOMMENDER_TOKEN", "RECOMMENDER_CA")}
+    command = [PYTHON, "-m", "clients.chat", "--target", f"127.0.0.1:{port}", "--timeout", "10"]
+    good = subprocess.run(command, input="hi, a gift for my mom who loves cooking\n", capture_output=True,
+                          text=True, cwd=ROOT, timeout=60,
+                          env={**base, "RECOMMENDER_TOKEN": secure_stack["token"],
+                               "RECOMMENDER_CA": str(secrets.ca_cert)})
+    assert good.returncode == 0, good.stderr
+    assert "bot>" in good.stdout
+    with_file = subprocess.run([*command, "--ca", str(secrets.ca_cert), "--token-file", str(secrets.dev_token)],
+                               input="hello\n", capture_output=True, text=True, cwd=ROOT, timeout=60, env=base)
+    assert with_file.returncode == 0, with_file.stderr
+    no_token = subprocess.run(command, input="hello\n", capture_output=True, text=True, cwd=ROOT, timeout=60,
+                              env={**base, "RECOMMENDER_CA": str(secrets.ca_cert)})
+    assert no_token.returncode == 1
+    assert "UNAUTHENTICATED" in no_token.stderr and "RECOMMENDER_TOKEN" in no_token.stderr
+
+
+def test_servers_refuse_plaintext_on_a_public_address_unless_insecure(tmp_path):
+    for program in (["gateway", "serve", "--metrics-port", "0"], ["inference", "--metrics-port", "0"]):
+        result = subprocess.run([PYTHON, "-m", *program, "--host", "0.0.0.0", "--port", str(free_port())],
+                                capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert "refusing to listen on 0.0.0.0 without TLS" in result.stderr and "--insecure" in result.stderr
+    security.check_settings(GatewaySettings(host="0.0.0.0", insecure=True), "gateway")
+    security.check_settings(InferenceSettings(host="0.0.0.0", insecure=True), "inference")
+    with pytest.raises(SecurityConfigError, match="--tls-key is missing"):
+        security.check_settings(GatewaySettings(tls_cert="x.pem"), "gateway")
+
+
+def test_security_flags_and_environment_reach_the_settings(tmp_path, monkeypatch):
+    from gateway.cli import build_parser as gateway_parser
+    from inference.cli import build_parser as inference_parser
+
+    monkeypatch.setenv("RECOMMENDER_TOKENS_FILE", "/from/env/tokens.txt")
+    monkeypatch.setenv("GATEWAY_TLS_CERT", "/from/env/server.pem")
+    monkeypatch.setenv("INFERENCE_TLS_CLIENT_CA", "/from/env/ca.pem")
+    args = gateway_parser().parse_args(
+        ["serve", "--tls-key", "k.pem", "--tls-client-ca", "ca.pem", "--insecure", "--public-reflection",
+         "--no-access-log", "--inference-ca", "ica.pem", "--inference-cert", "ic.pem", "--inference-key", "ik.pem",
+         "--inference-token-file", "gw.token"])
+    g = GatewaySettings.from_args(args)
+    assert (g.tokens_file, g.tls_cert, g.tls_key, g.tls_client_ca) == (
+        "/from/env/tokens.txt", "/from/env/server.pem", "k.pem", "ca.pem")
+    assert g.insecure and g.public_reflection and not g.access_log
+    assert (g.inference_ca, g.inference_cert, g.inference_key, g.inference_token_file) == (
+        "ica.pem", "ic.pem", "ik.pem", "gw.token")
+    i = InferenceSettings.from_args(inference_parser().parse_args(["--tokens-file", "t.txt", "--tls-cert", "c"]))
+    assert (i.tokens_file, i.tls_client_ca, i.tls_cert, i.access_log) == ("t.txt", "/from/env/ca.pem", "c", True)
