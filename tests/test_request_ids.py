@@ -75,3 +75,48 @@ def test_log_lines_inside_a_call_carry_caller_and_request_id():
         "level=INFO event=no_caller request_id=rid-43",
     ]
     assert len(logger.handlers[0].filters) == 1
+
+
+def test_coalesced_calls_travel_under_a_batch_id_logged_with_their_own(caplog):
+    """Concurrent single Recommends leave as one RecommendBatch: inference sees the batch's own
+    id, and one gateway line joins it to the callers' ids; a call sent alone keeps its id."""
+    import asyncio
+
+    from gateway.coalescing import RecommendCoalescer
+    from recommender.v1 import recommend_pb2
+
+    seen = []
+
+    class Backend:
+        async def recommend(self, request, timeout):
+            seen.append(("single", request_ids.current()))
+            return recommend_pb2.RecommendResponse(model_version=1)
+
+        async def recommend_batch(self, request, timeout):
+            seen.append(("batch", request_ids.current()))
+            await asyncio.sleep(0)
+            rows = len(request.features) // 6
+            return recommend_pb2.RecommendBatchResponse(
+                model_version=1, top_k=1, rows=rows, product_ids=["a"], product_names=["A"],
+                product_names_ko=["ㄱ"], product_indices=[0] * rows, scores=[1.0] * rows)
+
+    async def call(coalescer, rid):
+        with request_ids.bound(rid, "dev"):
+            return await coalescer.recommend((30.0, 1.0, 0.0, 0.0, 0.0, 0.0), 1, 0, timeout=5)
+
+    async def go():
+        coalescer = RecommendCoalescer(Backend(), max_in_flight=1)
+        await call(coalescer, "alone-1")
+        await asyncio.gather(*(call(coalescer, f"c-{i}") for i in range(5)))
+
+    caplog.set_level("INFO", logger="recommender.access")
+    caplog.handler.addFilter(request_ids.CallContextFilter())
+    asyncio.run(go())
+    assert seen[0] == ("single", "alone-1")
+    batch_ids = [rid for kind, rid in seen if kind == "batch"]
+    assert batch_ids and all(len(rid) == 32 for rid in batch_ids)
+    joined = [r for r in caplog.records if "event=coalesced_batch" in r.getMessage()]
+    assert {r.call_context.split("request_id=")[1] for r in joined} == set(batch_ids)
+    carried = {rid for r in joined for rid in r.getMessage().split("calls=")[1].split(",")}
+    singles = {rid for kind, rid in seen if kind == "single"}
+    assert carried | singles == {"alone-1", *(f"c-{i}" for i in range(5))}
