@@ -108,7 +108,16 @@ def run(args: argparse.Namespace | None = None) -> None:
             [PYTHON, "-m", "gateway", "serve", "--port", str(gateway_port), "--inference", worker_targets,
              "--metrics-port", "0", "--log-level", "WARNING"], work / "gateway.log").start()
         servers.append(gateway)
+        # The same gateway without request coalescing, measured in the same run: the number
+        # that decides whether gateway/coalescing.py earns its place (issue 12).
+        plain_port = free_port()
+        plain = ServerProcess(
+            [PYTHON, "-m", "gateway", "serve", "--port", str(plain_port), "--inference", worker_targets,
+             "--metrics-port", "0", "--log-level", "WARNING", "--coalesce-in-flight", "0"],
+            work / "gateway-plain.log").start()
+        servers.append(plain)
         wait_for_health(f"127.0.0.1:{gateway_port}", timeout=60, process=gateway.process)
+        wait_for_health(f"127.0.0.1:{plain_port}", timeout=60, process=plain.process)
 
         features_request = recommend_pb2.RecommendRequest(features=FEATURES)
         text_requests = [recommend_pb2.RecommendRequest(text=t) for t in TEXTS]
@@ -118,10 +127,14 @@ def run(args: argparse.Namespace | None = None) -> None:
             ("inference direct", f"127.0.0.1:{inference_port}", [features_request]),
             ("gateway features", f"127.0.0.1:{gateway_port}", [features_request]),
             ("gateway text", f"127.0.0.1:{gateway_port}", text_requests),
+            ("  no coalescing features", f"127.0.0.1:{plain_port}", [features_request]),
+            ("  no coalescing text", f"127.0.0.1:{plain_port}", text_requests),
         ]
         results: dict[tuple[str, int], object] = {}
         for concurrency in CONCURRENCIES:
             for name, target, requests in cases:
+                if name.startswith("  no coalescing") and concurrency == 1:
+                    continue  # a lone caller is never coalesced: same path as above
                 results[(name, concurrency)] = loadgen.run_unary(
                     target, "/recommender.v1.RecommendService/Recommend", requests,
                     concurrency=concurrency, duration_s=duration)
@@ -133,16 +146,18 @@ def run(args: argparse.Namespace | None = None) -> None:
 
     print()
     print(f"Gateway Recommend ({workers} inference workers, {duration:.0f} s per case, 127.0.0.1)")
-    print(f"{'case':<18} {'conc':>4} {'rps':>9} {'p50 ms':>8} {'p99 ms':>8} {'x echo':>7} {'goal':>6}")
+    print(f"{'case':<26} {'conc':>4} {'rps':>9} {'p50 ms':>8} {'p99 ms':>8} {'x echo':>7} {'goal':>6}")
     for concurrency in CONCURRENCIES:
         floor = results[("echo floor", concurrency)].rps
         for name, _, _ in cases:
-            r = results[(name, concurrency)]
+            r = results.get((name, concurrency))
+            if r is None:
+                continue
             ratio = r.rps / floor if floor else 0.0
             kind = name.split()[-1]
             goal = GOALS.get(kind) if concurrency == 32 and name.startswith("gateway") else None
             verdict = "" if goal is None else (f">={goal:.2f}" + (" ok" if ratio >= goal else " MISS"))
-            print(f"{name:<18} {concurrency:>4} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
+            print(f"{name:<26} {concurrency:>4} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
                   f"{ratio:>6.2f}x {verdict:>6}")
     print("local vectorizer (CPU µs per message, goal <= 200): "
           + ", ".join(f"{us:.0f} on {name}" for name, us in vectorizer_us.items()))
