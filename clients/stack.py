@@ -37,7 +37,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from clients.supervision import Supervisor, say
 from edge.config import EdgeConfig
 from edge.runner import EdgeProcess
-from recommender import model_repository
+from recommender import model_repository, settings
 
 HOST = "127.0.0.1"
 CLUSTER_CALLER = "dev"  # the caller whose token `make cluster` writes to .secrets/dev.token
@@ -69,12 +69,13 @@ class StackConfig:
 
     @classmethod
     def from_env(cls, cluster: bool = False) -> StackConfig:
-        default_workers = 2 if cluster else max(1, min(4, os.cpu_count() or 1))
+        # Defaults shared with the servers' own flags (recommender/settings.py).
+        default_workers = 2 if cluster else settings.default_workers()
         return cls(
-            inference_port=int(_env("INFERENCE_PORT", "8500")),
-            gateway_port=int(_env("GATEWAY_PORT", "50051")),
-            metrics_port=int(_env("METRICS_PORT", "9100")),
-            gateway_metrics_port=int(_env("GATEWAY_METRICS_PORT", "9101")),
+            inference_port=int(_env("INFERENCE_PORT", str(settings.INFERENCE_PORT))),
+            gateway_port=int(_env("GATEWAY_PORT", str(settings.GATEWAY_PORT))),
+            metrics_port=int(_env("METRICS_PORT", str(settings.INFERENCE_METRICS_PORT))),
+            gateway_metrics_port=int(_env("GATEWAY_METRICS_PORT", str(settings.GATEWAY_METRICS_PORT))),
             edge_port=int(_env("EDGE_PORT", "8080")),
             cluster_port=int(_env("CLUSTER_PORT", "8443")),
             edge_admin_port=int(_env("EDGE_ADMIN_PORT", "9901")),
@@ -93,7 +94,7 @@ class StackConfig:
     def worker_ports(self) -> list[int]:
         """Each inference worker also listens on its own port, so the gateway's round-robin
         channel holds one connection per worker instead of one to a shared port."""
-        return [self.inference_port + 1 + i for i in range(self.workers)]
+        return settings.worker_ports(self.inference_port, self.workers)
 
     @property
     def gateway_ports(self) -> list[int]:
