@@ -103,8 +103,11 @@ class FallbackVectorizer:
                 raise
             reason = failure_reason(exc)
             metrics.FALLBACKS.labels(reason=reason).inc()
-            log.warning("event=vectorizer_fallback primary=%s fallback=%s reason=%s error=%r",
-                        self.primary.name, self.fallback.name, reason, str(exc))
+            # A permanent error is logged once, with its remedy, by the Bedrock vectorizer's
+            # health (event=bedrock_degraded); one warning per customer call would bury it.
+            level = logging.DEBUG if getattr(exc, "permanent", False) else logging.WARNING
+            log.log(level, "event=vectorizer_fallback primary=%s fallback=%s reason=%s error=%r",
+                    self.primary.name, self.fallback.name, reason, str(exc))
             return self.fallback.vectorize(text)
 
 

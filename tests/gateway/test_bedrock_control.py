@@ -211,3 +211,29 @@ def test_converse_calls_the_profile_and_model_id_overrides(aws_env, fake):
     assert [r.path for r in fake.requests] == ["/model/apac.amazon.nova-pro-v1:0/converse",
                                                 "/model/amazon.nova-lite-v1:0/converse"]
     assert {r.region for r in fake.requests} == {"ap-northeast-2"}
+
+
+def test_setup_names_and_model_smoke_converse_and_policy_account(aws_env, fake, tmp_path, capsys):
+    config = tmp_path / "us.json"
+    code, out, _ = run(capsys, "bedrock", "setup", "--region", "us-east-1", "--endpoint-url", fake.url,
+                       "--config", str(config), "--role-arn", ROLE, "--model-id", "amazon.nova-lite-v1:0",
+                       "--prompt-name", "shop-prompt", "--flow-name", "shop-flow", "--alias-name", "prod")
+    assert code == 0, out
+    [stored_prompt] = fake.control.prompts.values()
+    [flow] = fake.control.flows.values()
+    assert stored_prompt["name"] == "shop-prompt" and stored_prompt["variants"][0]["modelId"] == "amazon.nova-lite-v1:0"
+    assert flow["name"] == "shop-flow"
+    assert {a["name"] for a in flow["aliases"].values()} == {"TSTALIASID", "prod"}
+    assert "a model id, not a profile: served in this region only" in out
+    assert json.loads(config.read_text())["modelId"] == "amazon.nova-lite-v1:0"
+
+    fake.script(answer({"age": 30, "gender": 2, "budget": 0, "interest": 6, "purpose": 1, "season": 0}))
+    code, out, _ = run(capsys, "bedrock", "smoke", "I'm a 30-year-old man who loves reading", "--vectorizer",
+                       "bedrock-converse", "--region", "us-east-1", "--endpoint-url", fake.url)
+    assert code == 0 and "vector       ['30', '2', '0', '6', '1', '0']" in out and "request_id " in out
+    assert fake.requests[-1].path == "/model/us.amazon.nova-pro-v1:0/converse"
+
+    code, out, _ = run(capsys, "bedrock", "policy", "--region", "us-east-2", "--account", "111122223333")
+    assert code == 0
+    assert "arn:aws:bedrock:us-east-2:111122223333:inference-profile/us.amazon.nova-pro-v1:0" in out
+    assert "arn:aws:bedrock:us-west-2::foundation-model/amazon.nova-pro-v1:0" in out

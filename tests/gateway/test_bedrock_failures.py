@@ -75,7 +75,7 @@ def test_permanent_error_is_not_retried_and_degrades_until_a_success(aws_env, fa
     seen: list = []
     vectorizer.health.add_listener(seen.append)
     before = metric("gateway_bedrock_calls_total", api=api, outcome=kind)
-    caplog.set_level(logging.INFO, logger="gateway.vectorizers.bedrock")
+    caplog.set_level(logging.INFO, logger="gateway.vectorizers")
 
     with pytest.raises(BedrockUnavailable) as caught:
         vectorizer.vectorize("hello")
@@ -96,6 +96,8 @@ def test_permanent_error_is_not_retried_and_degrades_until_a_success(aws_env, fa
     assert len(fake.requests) == 1
     degraded_logs = [r for r in caplog.records if "event=bedrock_degraded" in r.getMessage()]
     assert len(degraded_logs) == 1 and "remedy=" in degraded_logs[0].getMessage()
+    assert not [r for r in caplog.records if "event=vectorizer_fallback" in r.getMessage()
+                and r.levelno >= logging.WARNING]  # logged once above, not once per customer call
 
     # Fixed on the AWS side: the re-check call succeeds and the vectorizer is healthy again.
     fake.default = answer(ZEROS)
