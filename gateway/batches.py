@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gateway.vectorizers.base import CACHE, VectorizeResult
+from gateway.vectorizers.base import CACHE, VectorizeResult, VectorizerUnavailable
 from recommender import errors, schema
 from recommender.v1 import recommend_pb2
 
@@ -39,18 +39,25 @@ def prepare_text_batch(texts: Sequence[str], top_k: int, model_version: int,
     UNAVAILABLE for the batch and can retry it whole, rather than rows silently missing."""
     resolved_top_k = schema.resolve_top_k(top_k)
 
-    def one(text: str) -> VectorizeResult | schema.InvalidText:
+    def one(text: str) -> VectorizeResult | errors.InvalidArgument:
         try:
             return vectorize(schema.validate_text(text))
-        except schema.InvalidText as exc:
+        except errors.InvalidArgument as exc:
             return exc
+        except (errors.ServiceError, VectorizerUnavailable):
+            raise  # the vectorizer cannot answer at all: the batch is UNAVAILABLE, retry it whole
+        except Exception as exc:  # noqa: BLE001 - a bug on one text must not fail 999 others
+            code, message, _ = errors.status_of(exc)
+            errors.log_failure("RecommendBatch.vectorize", code, message, exc)
+            return errors.InvalidArgument("text could not be read (an internal error, logged); "
+                                          "the other rows are scored")
 
     results = list(pool.map(one, texts)) if pool is not None else [one(t) for t in texts]
     prepared = PreparedBatch(rows=len(texts), request=None, top_k=resolved_top_k)
     flat: list[float] = []
     answered_by: Counter[str] = Counter()
     for row, result in enumerate(results):
-        if isinstance(result, schema.InvalidText):
+        if isinstance(result, errors.InvalidArgument):
             prepared.errors.append(errors.RowProblem(row, f"texts[{row}]", result.message))
             prepared.all_features.extend([0.0] * schema.FEATURE_COUNT)
             continue

@@ -162,7 +162,8 @@ def limited_gateway(tmp_path_factory):
     by the gateway itself: texts that are all invalid)."""
     logs = tmp_path_factory.mktemp("limited")
     gateway, port = start_gateway(logs, f"127.0.0.1:{free_port()}", "gateway-limited",
-                                  ["--max-streams", "2", "--stream-idle-timeout-s", "1.5"])
+                                  ["--max-streams", "2", "--stream-idle-timeout-s", "1.5",
+                                   "--stream-max-duration-s", "6"])
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         grpc.channel_ready_future(channel).result(timeout=60)
         yield {"channel": channel, "gateway": gateway}
@@ -177,9 +178,10 @@ def test_streams_beyond_the_limit_are_refused_naming_it(limited_gateway):
     stub = recommend_pb2_grpc.RecommendServiceStub(limited_gateway["channel"])
     release = threading.Event()
 
-    def held():  # one message, then the stream stays open until released
+    def held():  # a message every 0.3 s (never idle) until released
         yield _local_message()
-        release.wait(10)
+        while not release.wait(0.3):
+            yield _local_message()
 
     calls = [stub.RecommendStream(held(), timeout=20) for _ in range(2)]
     try:
@@ -225,3 +227,25 @@ def test_inference_removes_its_metrics_folder_on_exit(stack):
     assert folders, "the supervisor makes its metrics folder under TMPDIR"
     assert stack["inference"].stop() == 0
     assert not list(stack["tmpdir"].glob("inference-metrics-*"))
+
+
+def test_a_stream_open_longer_than_the_limit_is_ended_naming_it(limited_gateway):
+    stub = recommend_pb2_grpc.RecommendServiceStub(limited_gateway["channel"])
+    stop = threading.Event()
+
+    def busy():  # never idle, never done
+        while not stop.is_set():
+            yield _local_message()
+            stop.wait(0.5)
+
+    started = time.monotonic()
+    answered = 0
+    try:
+        with pytest.raises(grpc.RpcError) as raised:
+            for _ in stub.RecommendStream(busy(), timeout=30):
+                answered += 1
+    finally:
+        stop.set()
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "open longer than" in raised.value.details() and "6 s" in raised.value.details()
+    assert answered >= 5 and 5.5 < time.monotonic() - started < 20
