@@ -178,6 +178,31 @@ def test_curl_json_through_the_transcoder_matches_grpc(cluster):
     assert status == "401" and json.loads(body)["code"] == grpc.StatusCode.UNAUTHENTICATED.value[0]
 
 
+def test_grpc_web_as_a_browser_sends_it(cluster):
+    """gRPC-Web over HTTP/1.1 (what a browser can send): one length-prefixed message in, the
+    answer and a trailer frame with grpc-status out."""
+    import ssl
+    import struct
+    import urllib.request
+
+    message = recommend_pb2.RecommendRequest(text=TEXT).SerializeToString()
+    request = urllib.request.Request(
+        f"https://localhost:{cluster.port}/recommender.v1.RecommendService/Recommend", method="POST",
+        data=b"\x00" + struct.pack(">I", len(message)) + message,
+        headers={"content-type": "application/grpc-web+proto", "x-grpc-web": "1",
+                 "authorization": f"Bearer {cluster.token()}"})
+    context = ssl.create_default_context(cadata=cluster.ca().decode())
+    with urllib.request.urlopen(request, timeout=10, context=context) as reply:
+        body = reply.read()
+    frames = []
+    while body:
+        flag, length = body[0], struct.unpack(">I", body[1:5])[0]
+        frames.append((flag, body[5:5 + length]))
+        body = body[5 + length:]
+    assert frames[0][0] == 0 and recommend_pb2.RecommendResponse.FromString(frames[0][1]).items[0].product_id == "laptop"
+    assert frames[-1][0] == 0x80 and b"grpc-status:0" in frames[-1][1]
+
+
 def test_one_request_id_in_envoy_gateway_and_inference_logs(cluster):
     request_id = f"edge-test-{uuid.uuid4()}"
     with cluster.channel() as channel:

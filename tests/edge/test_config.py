@@ -75,7 +75,9 @@ def test_plaintext_config_routes_all_replicas_and_the_page(tmp_path, web_dir):
     assert pages["/"]["direct_response"]["body"]["filename"] == str((web_dir / "index.html").resolve())
     assert manager["route_config"]["max_direct_response_body_size_bytes"] > 90_000
     grpc_routes = [r for r in routes if "route" in r]
-    assert grpc_routes[-1]["match"] == {"prefix": "/", "grpc": {}}  # the catch-all is last, gRPC only
+    # the catch-all is last, gRPC and gRPC-Web only
+    assert grpc_routes[-1]["match"] == {"prefix": "/", "headers": [
+        {"name": "content-type", "string_match": {"prefix": "application/grpc"}}]}
     retry = grpc_routes[-1]["route"]["retry_policy"]
     assert set(retry["retry_on"].split(",")) >= {"unavailable", "reset", "connect-failure"}
     assert retry["per_try_timeout"] == "10s"
