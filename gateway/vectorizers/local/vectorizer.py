@@ -5,10 +5,13 @@ Words are data (phrases/ko.toml, phrases/en.toml, compiled by tables.py); gramma
 (numbers.py: numerals, money, ages, months; people.py: speaker vs recipient, purpose,
 corrections). This module puts the slots together:
 
-- purpose first, because age and gender describe the USER of the product (people.py);
+- purpose first, because age and gender describe the USER of the product (people.py). With no
+  purpose word and no one else named, the contract's own-use rule: the speaker's age, gender,
+  use, hobby, body or situation means own use; only greetings and bare product, price or stock
+  questions ("best earbuds for podcasts?") stay 0;
 - interest: a named product type decides; otherwise uses and hobbies score by strength (strong 2,
   weak 1), the best total wins and ties go to the first mentioned; negated mentions ("게임 말고",
-  "not into games") are dropped;
+  "not into games") are dropped; after a correction the product settled on last wins;
 - budget: the largest amount named (a range's upper end), or the last one after a correction;
 - season: the first season word, occasion or month named. Never the clock.
 """
