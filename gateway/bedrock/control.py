@@ -192,10 +192,16 @@ class BedrockControl:
         try:
             return getattr(client, operation)(**kwargs)
         except (bce.BotoCoreError, bce.ClientError) as exc:
-            error = classify(exc, operation, region=self.region, target=kwargs.get("name") or
-                             kwargs.get("flowIdentifier") or kwargs.get("promptIdentifier") or "")
-            remedy = f"; {error.remedy}" if error.remedy else ""
-            raise ControlError(f"{error}{remedy}") from exc
+            error = classify(exc, operation, region=self.region)
+            if error.reason == "access_denied":
+                action = "bedrock:" + "".join(part.title() for part in operation.split("_"))
+                remedy = (f"the identity running this command needs {action} in {self.region} "
+                          "(docs/bedrock.md, Permissions: whoever runs setup)")
+            elif error.reason in ("no_credentials", "bad_credentials"):
+                remedy = error.remedy
+            else:  # AWS's own message says what was wrong with the request
+                remedy = ""
+            raise ControlError(f"{error}; {remedy}" if remedy else str(error)) from exc
 
     def _pages(self, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
         token = None

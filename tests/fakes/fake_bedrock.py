@@ -283,6 +283,24 @@ class AwsError(Exception):
         return error(self.status, self.error_type, str(self)).build(None)  # type: ignore[arg-type]
 
 
+# Name patterns and limits of the service model (botocore does not check them; the service does).
+_RESOURCE_NAME = re.compile(r"([0-9a-zA-Z][_-]?){1,100}")  # PromptName, FlowName, alias Name, variant
+_NODE_NAME = re.compile(r"[a-zA-Z]([_]?[0-9a-zA-Z]){1,50}")  # FlowNodeName, node input/output names
+_CONNECTION_NAME = re.compile(r"[a-zA-Z]([_]?[0-9a-zA-Z]){1,100}")
+
+
+def _valid(value: Any, pattern: re.Pattern[str], what: str) -> None:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise AwsError(400, "ValidationException", f"1 validation error detected: Value {value!r} at '{what}' "
+                                                   f"failed to satisfy constraint: Member must satisfy regular "
+                                                   f"expression pattern: {pattern.pattern}")
+
+
+def _valid_description(body: dict[str, Any]) -> None:
+    if len(body.get("description") or "") > 200:
+        raise AwsError(400, "ValidationException", "description must have length less than or equal to 200")
+
+
 def _not_found(what: str) -> AwsError:
     return AwsError(404, "ResourceNotFoundException", f"{what} not found")
 
@@ -396,7 +414,10 @@ class ControlPlane:
 
     @staticmethod
     def _check_prompt_body(body: dict[str, Any]) -> None:
+        _valid(body.get("name"), _RESOURCE_NAME, "name")
+        _valid_description(body)
         for variant in body.get("variants") or []:
+            _valid(variant.get("name"), _RESOURCE_NAME, "variants.member.name")
             if not variant.get("modelId"):
                 raise AwsError(400, "ValidationException", f"variant {variant.get('name')} needs a modelId")
             text_config = variant.get("templateConfiguration", {}).get("text", {})
@@ -408,9 +429,9 @@ class ControlPlane:
     # ------------------------------------------------------------------ prompts
 
     def _CreatePrompt(self, body, region, **_):
+        self._check_prompt_body(body)
         if any(p["name"] == body["name"] for p in self.prompts.values()):
             raise AwsError(409, "ConflictException", f"a prompt named {body['name']} already exists")
-        self._check_prompt_body(body)
         prompt_id, now = _new_id(), _now()
         self.prompts[prompt_id] = {
             **{k: body.get(k) for k in ("name", "description", "variants", "defaultVariant")},
@@ -475,7 +496,20 @@ class ControlPlane:
                 view["validations"] = flow["validations"]
         return view
 
+    @staticmethod
+    def _check_flow_body(body: dict[str, Any]) -> None:
+        _valid(body.get("name"), _RESOURCE_NAME, "name")
+        _valid_description(body)
+        definition = body.get("definition") or {}
+        for node in definition.get("nodes", []):
+            _valid(node.get("name"), _NODE_NAME, "definition.nodes.member.name")
+            for port in node.get("inputs", []) + node.get("outputs", []):
+                _valid(port.get("name"), _NODE_NAME, "definition.nodes.member.inputs/outputs.member.name")
+        for connection in definition.get("connections", []):
+            _valid(connection.get("name"), _CONNECTION_NAME, "definition.connections.member.name")
+
     def _CreateFlow(self, body, region, **_):
+        self._check_flow_body(body)
         if any(f["name"] == body["name"] for f in self.flows.values()):
             raise AwsError(409, "ConflictException", f"a flow named {body['name']} already exists")
         flow_id, now = _new_id(), _now()
@@ -505,6 +539,7 @@ class ControlPlane:
 
     def _UpdateFlow(self, params, body, **_):
         flow = self._flow(params["flow"])
+        self._check_flow_body(body)
         flow.update({k: body.get(k) for k in ("name", "description", "executionRoleArn", "definition")})
         flow.update(status="NotPrepared", updatedAt=_now(), validations=None)
         return 200, self._flow_view(flow)
@@ -605,6 +640,8 @@ class ControlPlane:
 
     def _CreateFlowAlias(self, params, body, **_):
         flow = self._flow(params["flow"])
+        _valid(body.get("name"), _RESOURCE_NAME, "name")
+        _valid_description(body)
         if any(a["name"] == body["name"] for a in flow["aliases"].values()):
             raise AwsError(409, "ConflictException", f"flow {flow['id']} already has an alias {body['name']}")
         self._check_routing(flow, body["routingConfiguration"])

@@ -169,11 +169,15 @@ def test_setup_errors_name_the_call_and_the_remedy(aws_env, fake, tmp_path, caps
     code, _, err = run(capsys, *setup_args(fake, config, "--role-arn", ROLE))
     assert code == 2
     assert "create_flow failed with AccessDeniedException (HTTP 403)" in err
-    assert "not authorized to perform bedrock:CreateFlow" in err and "allow bedrock:" in err
+    assert "not authorized to perform bedrock:CreateFlow" in err
+    assert "the identity running this command needs bedrock:CreateFlow in ap-northeast-2" in err
     assert not config.exists()
     # The prompt made before the failure is reused by the next run, not duplicated.
     assert run(capsys, *setup_args(fake, config, "--role-arn", ROLE))[0] == 0
     assert len(fake.control.prompts) == 1
+    # A name the service refuses: its ValidationException, as AWS words it.
+    code, _, err = run(capsys, *setup_args(fake, tmp_path / "x.json", "--role-arn", ROLE, "--flow-name", "my flow"))
+    assert code == 2 and "ValidationException" in err and "'my flow' at 'name'" in err
 
 
 @pytest.mark.parametrize("region, model_id", [
