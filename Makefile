@@ -16,6 +16,7 @@ EDGE_ADMIN_PORT ?= 9901
 WORKERS ?=
 VECTORIZER ?= local
 PYTEST_ARGS ?=
+CHROMIUM ?= /usr/bin/chromium
 
 PROTOS := $(wildcard protos/recommender/v1/*.proto)
 # recommender-client (clients/python): the generated recommender.v1 code and the client wrapper.
@@ -87,8 +88,29 @@ certs: setup
 chat: setup
 	$(PY) -m clients.chat --target 127.0.0.1:$(GATEWAY_PORT)
 
-test: setup
+test: setup chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The web page's browser tests (tests/web) drive Debian's Chromium: Playwright's own browser
+# download is unreachable here. Installed once when missing (needs root); quiet otherwise.
+APT_GET = DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o=Dpkg::Use-Pty=0
+.PHONY: chromium web-contract web-screenshots
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium for the browser tests (tests/web)"; \
+	    $(APT_GET) install chromium >/dev/null 2>&1 || \
+	      { apt-get -qq update >/dev/null && $(APT_GET) install chromium >/dev/null; }; \
+	  else echo "tests/web need Chromium at $(CHROMIUM): run 'sudo apt-get install -y chromium'" >&2; fi; }
+
+# web/contract.js (the page's copy of recommender/schema.py) after a contract change.
+web-contract: setup
+	$(PY) web/build_contract.py
+
+# docs/screenshots/chat-{desktop,phone}.png (a Hangul font for the Korean conversation).
+web-screenshots: setup chromium
+	@fc-list :lang=ko | grep -q . || { [ "$$(id -u)" = 0 ] && $(APT_GET) install fonts-nanum >/dev/null; } || true
+	$(PY) -m tests.web.screenshots --models-dir $(MODELS_DIR)
 
 bench: setup
 	$(PY) -m bench

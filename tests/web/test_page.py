@@ -67,6 +67,7 @@ def test_korean_three_turns(page_url, open_page):
     expect(card.locator(".budget")).to_have_text("예산 40만원")
     expect(card.locator(".fit")).to_have_text("예산 초과")
     expect(card.locator(".reason")).to_contain_text("게임용으로 딱 맞아요")
+    assert page.evaluate("() => document.documentElement.scrollHeight") <= 860  # only the log scrolls
     percent = int(card.locator(".score-bar").get_attribute("aria-valuenow"))
     assert 30 <= percent <= 100
     assert understood(page) == {"age": "14세", "gender": "남성", "budget": "40만원", "interest": "게임",
@@ -276,14 +277,18 @@ def test_phone_width(page_url, open_page, width):
     page = open_page(page_url, width=width, height=740)
     send(page, "중학생 아들 게임기 사주려고요, 40만원 정도")
     expect(top_card(page).locator(".product")).to_have_text("게임 콘솔")
-    # Nothing sticks out sideways: the page never scrolls horizontally.
+    # The page itself never scrolls (only the conversation does): nothing sticks out.
     assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+    assert page.evaluate("() => document.documentElement.scrollHeight") <= 740
     for selector in ("#message", "#send", "#start-over", "#slots button[data-slot=budget]"):
         box = page.locator(selector).bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, selector
         assert box["y"] >= 0 and box["y"] + box["height"] <= 740, selector
     card = top_card(page).bounding_box()
     assert card["x"] >= 0 and card["x"] + card["width"] <= width
+    # The header's title and buttons do not run into each other.
+    title, toggle = page.locator("h1").bounding_box(), page.locator("#language-toggle").bounding_box()
+    assert title["x"] + title["width"] <= toggle["x"]
     # Touch targets stay finger-sized.
     assert page.locator("#send").bounding_box()["height"] >= 40
     assert page.locator("#slots button[data-slot=budget]").bounding_box()["height"] >= 32
