@@ -17,6 +17,7 @@ from gateway import evaluation
 from gateway.vectorizers.base import LOCAL
 from gateway.vectorizers.local import LocalVectorizer, extract_features
 from recommender import schema
+from recommender.text import detect_language, has_letters, normalize
 
 LABELLED = Path(__file__).resolve().parents[1] / "data" / "labelled"
 DEV = (LABELLED / "dev_existing.jsonl", LABELLED / "dev_new.jsonl")
@@ -305,3 +306,16 @@ def test_huge_numbers_never_overflow(template, digits):
     features = LocalVectorizer().vectorize(text).features
     assert schema.validate_features(features) == features
     assert features[AGE] == 0 and features[BUDGET] == 0 and features[SEASON] == 0
+
+
+@pytest.mark.parametrize(("text", "language"), [
+    ("엄마 birthday 선물 추천", "ko"), ("a gift for my 엄마", "en"), ("ㅋㅋㅋ", "ko"), ("12345", "en"), ("🎁", "en"),
+    ("안녕하세요 hello", "ko"),
+])
+def test_the_one_language_detector(text, language):
+    assert detect_language(text) == language
+
+
+def test_normalize_and_has_letters():
+    assert normalize("  ＡＢＣ　３０만원 ’s  \n ￦5 ") == "abc 30만원 's ₩5"
+    assert has_letters("30만원") and has_letters("abc") and not has_letters("300,000 👍")
