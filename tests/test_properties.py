@@ -26,7 +26,7 @@ from recommender import schema
 from recommender.settings import GatewaySettings, InferenceSettings
 from recommender.v1 import chat_pb2, metadata_pb2, recommend_pb2, vectorize_pb2
 
-EXAMPLES = 120
+EXAMPLES = 100
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
