@@ -229,22 +229,25 @@ def test_grpc_scorer_equals_grpc_job(ray_local, inputs, reference, inference_tar
     assert_same_answers(read_parts(tmp_path / "out"), reference)
 
 
-def _ray_job_command(source, output, models_dir, *extra):
+def _ray_job_command(source, output, *extra):
     # The driver must never import TensorFlow: checked at its exit.
     code = ("import sys; from clients.batch.cli import main; status = main(sys.argv[1:]); "
             "assert 'tensorflow' not in sys.modules, 'the driver imported TensorFlow'; sys.exit(status)")
     return [PYTHON, "-c", code, "--engine", "ray", "--input", str(source), "--output", str(output),
-            "--id-column", "customer_id", "--models-dir", str(models_dir), "--actors", "1", "--quiet", *extra]
+            "--id-column", "customer_id", "--actors", "1", "--quiet", *extra]
 
 
 @pytest.mark.slow
-def test_killed_job_reruns_to_complete_output_without_duplicates(inputs, reference, trained_models_dir, tmp_path):
+def test_killed_job_reruns_to_complete_output_without_duplicates(inputs, reference, trained_models_dir,
+                                                                 inference_target, tmp_path):
     output = tmp_path / "out"
-    env = {**os.environ, "RAY_ADDRESS": ""}  # its own local Ray, not this module's
-    env.pop("RAY_ADDRESS")
-    job = subprocess.Popen(_ray_job_command(inputs[("local", "csv")], output, trained_models_dir,
-                                            "--partition-rows", "1000", "--rate-limit", "2000"),
-                           cwd=ROOT, env=env, start_new_session=True, stderr=subprocess.PIPE)
+    env = dict(os.environ)
+    env.pop("RAY_ADDRESS", None)  # its own local Ray, not a cluster
+    # Killed while scoring through the fleet, finished by the local scorer: same version, same answers.
+    job = subprocess.Popen(_ray_job_command(inputs[("local", "csv")], output, "--scorer", "grpc",
+                                            "--target", inference_target, "--partition-rows", "1000",
+                                            "--rate-limit", "2000"),
+                           cwd=ROOT, env=env, start_new_session=True, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     written: list[str] = []
     while time.monotonic() < deadline and job.poll() is None:
@@ -258,7 +261,7 @@ def test_killed_job_reruns_to_complete_output_without_duplicates(inputs, referen
     assert 4 <= len(written) < 20
     assert json.loads((output / "manifest.json").read_text())["status"] == "running"
 
-    rerun = subprocess.run(_ray_job_command(inputs[("local", "csv")], output, trained_models_dir),
+    rerun = subprocess.run(_ray_job_command(inputs[("local", "csv")], output, "--models-dir", str(trained_models_dir)),
                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "with errors, model version 1 (local)" in rerun.stderr
@@ -303,7 +306,7 @@ def test_rerun_with_another_version_or_input_refuses(inputs, trained_models_dir,
 
 
 @pytest.mark.slow
-def test_text_input_equals_the_gateway(ray_local, gateway_target, trained_models_dir, tmp_path):
+def test_text_input_equals_the_gateway(ray_local, gateway_target, inference_target, tmp_path):
     texts = ["30대 여성 운동용 30만원", "a gift for my dad who loves reading", "", "게임기 50만원 이하",
              "x" * (schema.MAX_TEXT_CHARS + 1), "예산 " + "9" * 400 + "원 노트북", "   ", "line one\nline \"two\""]
     frame = pd.DataFrame({"id": [f"t{i}" for i in range(len(texts) * 25)], "text": texts * 25})
@@ -313,7 +316,7 @@ def test_text_input_equals_the_gateway(ray_local, gateway_target, trained_models
     batch.run_job(gateway_target, source, grpc_out, chunk_rows=100, progress=False, timeout=30)
     reference = pd.read_csv(grpc_out, dtype=str, keep_default_na=False).rename(columns={"id": "customer_id"})
 
-    summary = run_ray_job(str(source), str(tmp_path / "out"), models_dir=str(trained_models_dir),
+    summary = run_ray_job(str(source), str(tmp_path / "out"), scorer="grpc", target=inference_target,
                           partition_rows=60, actors=1, progress=False)
     assert summary.rows_total == len(frame)
     result = read_parts(tmp_path / "out")
