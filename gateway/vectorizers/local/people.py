@@ -16,6 +16,7 @@ phrases/*.toml; this module decides what they mean together.
 
 from __future__ import annotations
 
+import bisect
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -81,10 +82,10 @@ class SpeakerMarkers:
         text = self.text
         if text[max(0, start - 6):start].endswith("in my "):
             return True
-        before = [e for e in self.ends if e <= start]
-        if not before:
+        i = bisect.bisect_right(self.ends, start)
+        if not i:
             return False
-        gap_start = before[-1]
+        gap_start = self.ends[i - 1]
         if start - gap_start > SPEAKER_WINDOW:
             return False
         if any(c in _SENTENCE_BREAKS for c in text[gap_start:start]):
@@ -124,8 +125,9 @@ def _advises(text: str, hit: Hit, grammar: Mapping[str, Matcher]) -> bool:
         return True
     if text[hit.end:hit.end + 1] not in ("가", "이"):
         return False
-    clause_end = min((i for i in (text.find(c, hit.end) for c in ".!?,") if i >= 0), default=len(text))
-    return grammar["advice"].search(text, hit.end, min(clause_end, hit.end + 24)) is not None
+    window_end = min(len(text), hit.end + 24)
+    clause_end = min((i for i in (text.find(c, hit.end, window_end) for c in ".!?,") if i >= 0), default=window_end)
+    return grammar["advice"].search(text, hit.end, clause_end) is not None
 
 
 def _negated_gift(text: str, hit: Hit, grammar: Mapping[str, Matcher]) -> bool:

@@ -14,6 +14,7 @@ PhraseTableError naming the file and section.
 
 from __future__ import annotations
 
+import bisect
 import re
 import tomllib
 from collections.abc import Iterable, Sequence
@@ -251,10 +252,15 @@ class Matcher:
         if len(found) == 1:
             taken = found
         else:
+            starts: list[int] = []  # of the taken hits, sorted; taken hits never overlap
+            ends: list[int] = []
             for item in sorted(found, key=lambda f: (f[0] - f[1], f[0])):
-                if all(item[1] <= t[0] or item[0] >= t[1] for t in taken):
-                    taken.append(item)
-            taken.sort(key=lambda f: f[0])
+                i = bisect.bisect_left(starts, item[0])
+                if (i < len(starts) and starts[i] < item[1]) or (i and ends[i - 1] > item[0]):
+                    continue  # overlaps the next or the previous taken hit
+                starts.insert(i, item[0])
+                ends.insert(i, item[1])
+                taken.insert(i, item)
         return [Hit(s, e, en.key, en.value, en.strength, en.group) for s, e, en in taken
                 if keep_ignored or en.strength]
 
