@@ -61,6 +61,7 @@ DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MAX_ATTEMPTS = 3  # total attempts per call, including the first
 DEFAULT_MAX_TOKENS = 200  # a vector answer is ~40 tokens; the cap bounds cost and latency
 DEFAULT_RECHECK_S = 30.0  # while degraded by a permanent error, one real call per this many seconds
+CONNECT_TIMEOUT_S = 2.0  # at most this long to open a connection to Bedrock
 MIN_ATTEMPT_S = 0.05  # an attempt with less time than this left is not started
 # Time kept back from the caller's deadline (at most this, at most 10% of what is left) so the
 # fallback can still answer and the reply reach the caller when Bedrock uses up its share.
@@ -162,7 +163,10 @@ class ClientSettings:
     def botocore_config(self) -> Config:
         return Config(
             region_name=self.region,
-            connect_timeout=self.timeout_s,
+            # The caller's deadline cuts read timeouts per attempt; botocore has no per-request
+            # connect timeout, so opening a new connection (rare: connections are kept alive)
+            # is bounded here instead.
+            connect_timeout=min(self.timeout_s, CONNECT_TIMEOUT_S),
             read_timeout=self.timeout_s,
             # One attempt per botocore call: the retry loop in _BedrockVectorizer knows the deadline.
             retries={"mode": "standard", "total_max_attempts": 1},
