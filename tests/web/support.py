@@ -36,10 +36,11 @@ def start_inference(models_dir: Path, log_dir: Path) -> tuple[ServerProcess, str
     return server, target
 
 
-def start_gateway(inference: str, log_dir: Path, name: str = "gateway") -> tuple[ServerProcess, str]:
+def start_gateway(inference: str, log_dir: Path, name: str = "gateway",
+                  extra_args: tuple[str, ...] = ()) -> tuple[ServerProcess, str]:
     port = free_port()
     server = ServerProcess([PYTHON, "-m", "gateway", "serve", "--port", str(port), "--inference", inference,
-                            "--metrics-port", "0"], log_dir / f"{name}.log").start()
+                            "--metrics-port", "0", *extra_args], log_dir / f"{name}.log").start()
     target = f"127.0.0.1:{port}"
     _wait(server, target, 60)
     return server, target
