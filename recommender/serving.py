@@ -153,7 +153,10 @@ async def fail(context, method: str, exc: BaseException) -> grpc.StatusCode:
     """End the call with the status of `exc` (raises grpc's AbortError); logs one line."""
     code, message, details = errors.status_of(exc)
     errors.log_failure(method, code, message, exc)
-    await context.abort(code, message, trailing_metadata=errors.trailing_metadata(code, message, details))
+    # Keep what the call interceptor set (x-request-id, x-caller) next to the error details.
+    current = getattr(context, "trailing_metadata", None)
+    kept = tuple(current() or ()) if callable(current) else ()
+    await context.abort(code, message, trailing_metadata=kept + errors.trailing_metadata(code, message, details))
     return code  # not reached: abort raises
 
 

@@ -673,6 +673,15 @@ def test_request_ids_come_back_and_reach_both_logs(secure_stack):
         assert "caller=dev" in gateway_line and "code=OK" in gateway_line
         inference_line = _wait_for_line(secure_stack["inference"], f"request_id={request_id}")
         assert "caller=gateway" in inference_line
+    # an error with details (INVALID_ARGUMENT + BadRequest) keeps the id and caller too
+    with pytest.raises(grpc.RpcError) as info:
+        recommend.Recommend(recommend_pb2.RecommendRequest(features=[1, 2, 3]), metadata=_auth(token, "rid-bad-1"),
+                            timeout=10)
+    trailing = dict(info.value.trailing_metadata())
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert trailing["x-request-id"] == "rid-bad-1" and trailing["x-caller"] == "dev"
+    assert "grpc-status-details-bin" in trailing
+    assert "code=INVALID_ARGUMENT" in _wait_for_line(secure_stack["gateway"], "request_id=rid-bad-1")
     # a call without an id gets one, and it is the one in the logs
     _, call = _recommend(channel, _auth(token))
     created = dict(call.trailing_metadata())["x-request-id"]
