@@ -368,10 +368,14 @@ class _BedrockCall:
                 elapsed * 1000, "" if exc is None else f" error={str(exc)!r}")
 
 
-def _budget() -> float | None:
-    """Seconds Bedrock may still use of the caller's deadline (None: no deadline)."""
-    left = deadlines.remaining()
-    return None if left is None else left - min(FALLBACK_RESERVE_S, max(0.0, 0.1 * left))
+def _budget_end() -> float | None:
+    """The time.monotonic() by which Bedrock must be done: the caller's deadline less the
+    fallback's reserve, fixed when the call starts (None: no deadline)."""
+    deadline = deadlines.current()
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    return deadline - min(FALLBACK_RESERVE_S, max(0.0, 0.1 * left))
 
 
 class _BedrockVectorizer:
@@ -404,12 +408,13 @@ class _BedrockVectorizer:
         short = self.health.short_circuit()
         if short is not None:
             raise short
+        end = _budget_end()
         with _BedrockCall(self.api):
             attempt = 0
             while True:
                 attempt += 1
                 read_timeout = self.timeout_s
-                left = _budget()
+                left = None if end is None else end - time.monotonic()
                 if left is not None:
                     if left < MIN_ATTEMPT_S:
                         raise BedrockUnavailable(
@@ -438,7 +443,7 @@ class _BedrockVectorizer:
                 if not error.retryable or attempt >= self.max_attempts:
                     raise error
                 backoff = random.uniform(0.5, 1.0) * min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (attempt - 1))
-                left = _budget()
+                left = None if end is None else end - time.monotonic()
                 if left is not None and left < backoff + MIN_ATTEMPT_S:
                     error.args = (f"{error} (no time left on the caller's deadline to retry)",)
                     raise error

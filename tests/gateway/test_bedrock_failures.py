@@ -121,13 +121,16 @@ class _Fixed:
 
 
 @pytest.mark.parametrize("kind", sorted(PERMANENT))
-def test_bedrock_check_refuses_a_permanent_error_and_passes_a_transient_one(aws_env, fake, kind):
+def test_bedrock_check_refuses_a_permanent_error(aws_env, fake, kind):
     status, code, message = PERMANENT[kind]
     fake.script(error(status, code, message))
     with pytest.raises(ValueError, match=f"--bedrock-check: .*{code}") as refused:
         start_check(FallbackVectorizer(converse(fake), _Fixed((0,) * 6)), timeout_s=5)
     assert REMEDY_HINTS[kind] in str(refused.value)
+    assert len(fake.requests) == 1
 
+
+def test_bedrock_check_passes_a_transient_error_and_a_working_setup(aws_env, fake):
     fake.script(throttle(), throttle(), throttle())  # transient: logged, start goes on
     result = start_check(converse(fake), timeout_s=5)
     assert result.error is not None and result.error.reason == "throttled"

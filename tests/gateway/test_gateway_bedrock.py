@@ -159,16 +159,18 @@ def test_deadline_bounds_bedrock_and_a_permanent_error_degrades_the_vectorizer(t
         try:
             assert len(fake.requests) == 1 and vectorizer_health(channel) == "SERVING"
 
-            # A caller with 4 s left is not made to wait for Bedrock's 10 s timeout.
+            # A caller with 2.5 s left is not made to wait for Bedrock's 10 s timeout.
             fake.default = slow(20, answer(ZEROS))
             started = time.monotonic()
             try:
-                assert vectorize(channel, "earbuds for running", timeout=4).vectorizer == common_pb2.VECTORIZER_LOCAL
+                assert vectorize(channel, "earbuds for running", timeout=2.5).vectorizer == common_pb2.VECTORIZER_LOCAL
             except grpc.RpcError as exc:  # a very loaded machine ate the reserve kept for the fallback
                 assert exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-            assert time.monotonic() - started < 5
+            assert time.monotonic() - started < 3.5
             [latency] = re.findall(r"api=converse outcome=timeout latency_ms=([\d.]+)", gateway.log())
-            assert float(latency) < 4000  # bounded by the caller's 4 s, not --bedrock-timeout 10
+            # Bedrock gives up ~0.25 s before the caller's 2.5 s (the fallback's reserve), not after
+            # --bedrock-timeout 10; the margin is for a loaded machine waking the thread late.
+            assert float(latency) < 3000
 
             # A permanent error: not retried, counted by kind, the vectorizer reported degraded.
             fake.default = error(403, "AccessDeniedException", "You don't have access to the model.")
