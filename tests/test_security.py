@@ -758,3 +758,7 @@ def test_security_flags_and_environment_reach_the_settings(tmp_path, monkeypatch
         "ica.pem", "ic.pem", "ik.pem", "gw.token")
     i = InferenceSettings.from_args(inference_parser().parse_args(["--tokens-file", "t.txt", "--tls-cert", "c"]))
     assert (i.tokens_file, i.tls_client_ca, i.tls_cert, i.access_log) == ("t.txt", "/from/env/ca.pem", "c", True)
+    i = InferenceSettings.from_args(inference_parser().parse_args(
+        ["--tls-key", "k", "--insecure", "--public-reflection", "--no-access-log"]))
+    assert (i.tls_key, i.insecure, i.public_reflection, i.access_log) == ("k", True, True, False)
+    assert i.tokens_file == "/from/env/tokens.txt"
