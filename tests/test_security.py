@@ -762,3 +762,17 @@ def test_security_flags_and_environment_reach_the_settings(tmp_path, monkeypatch
         ["--tls-key", "k", "--insecure", "--public-reflection", "--no-access-log"]))
     assert (i.tls_key, i.insecure, i.public_reflection, i.access_log) == ("k", True, True, False)
     assert i.tokens_file == "/from/env/tokens.txt"
+
+
+def test_no_access_log_silences_the_per_call_line_only(store, caplog):
+    caplog.set_level("INFO", logger="recommender.access")
+    try:
+        security.configure_access_log(False)
+        _call(CallInterceptor(store), RECOMMEND, (("authorization", "Bearer tok-dev"),))
+        assert not [r for r in caplog.records if r.name == "recommender.access"]
+        _call(CallInterceptor(store), RECOMMEND, (("authorization", "Bearer wrong"),))
+        assert [r for r in caplog.records if "event=unauthenticated" in r.getMessage()]  # refusals still logged
+    finally:
+        security.configure_access_log(True)
+    _call(CallInterceptor(store), RECOMMEND, (("authorization", "Bearer tok-dev"),))
+    assert [r for r in caplog.records if r.name == "recommender.access"]
