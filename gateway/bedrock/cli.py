@@ -77,7 +77,7 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         return COMMANDS[args.bedrock_command](args)
-    except (ControlError, ValueError) as exc:
+    except (ControlError, ValueError, OSError) as exc:  # OSError: the config file's directory
         print(f"gateway bedrock {args.bedrock_command}: {exc}", file=sys.stderr)
         return 2
 

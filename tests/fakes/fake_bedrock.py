@@ -364,7 +364,7 @@ class ControlPlane:
             status, answer = getattr(self, "_" + op)(params=params, query=query, body=body or {}, region=region)
         return _json_response(status, answer)
 
-    def invoke_problem(self, flow_id: str, alias_id: str) -> AwsError | None:
+    def invoke_problem(self, flow_id: str, alias_id: str, body: dict[str, Any]) -> AwsError | None:
         """Why InvokeFlow on a flow this control plane made would fail (None: it would run)."""
         with self.lock:
             if flow_id in self.deleted_flows:
@@ -376,9 +376,15 @@ class ControlPlane:
             if alias is None:
                 return _not_found(f"alias {alias_id} of flow {flow_id}")
             version = alias["routingConfiguration"][0]["flowVersion"]
-            status = flow["status"] if version == "DRAFT" else flow["versions"][version]["status"]
-            if status != "Prepared":
+            served = flow if version == "DRAFT" else flow["versions"][version]
+            if served["status"] != "Prepared":
                 return AwsError(400, "ValidationException", f"flow {flow_id} is not prepared")
+            inputs = {(n["name"], o["name"]) for n in (served.get("definition") or {}).get("nodes", [])
+                      if n["type"] == "Input" for o in n.get("outputs", [])}
+            for given in body.get("inputs", []):
+                if (given.get("nodeName"), given.get("nodeOutputName")) not in inputs:
+                    return AwsError(400, "ValidationException", f"flow {flow_id} has no input node "
+                                                               f"{given.get('nodeName')}.{given.get('nodeOutputName')}")
             return None
 
     # ------------------------------------------------------------------ helpers
@@ -777,7 +783,7 @@ def _handler_for(fake: FakeBedrock) -> type[BaseHTTPRequestHandler]:
         def _runtime(self, request: RecordedRequest) -> None:
             invoke = re.match(r"^/flows/([^/]+)/aliases/([^/]+)$", request.path)
             if invoke:
-                problem = fake.control.invoke_problem(invoke.group(1), invoke.group(2))
+                problem = fake.control.invoke_problem(invoke.group(1), invoke.group(2), request.json())
                 if problem is not None:
                     with fake._lock:
                         fake.requests.append(request)

@@ -100,6 +100,10 @@ def test_setup_from_nothing_then_again_changes_nothing(aws_env, fake, tmp_path, 
     assert "execution_id " in out and "latency_ms " in out
     invoke = fake.requests_for("invoke_flow")[-1]
     assert invoke.path == f"/flows/{written['flowIdentifier']}/aliases/{written['flowAliasIdentifier']}"
+    # The fake checks the call against the deployed flow: a wrong input node is refused.
+    config.write_text(json.dumps({**written, "inputNodeName": "Input"}))
+    code, out, _ = run(capsys, "bedrock", "smoke", "hi", "--endpoint-url", fake.url, "--config", str(config))
+    assert code == 1 and "ValidationException" in out and "no input node Input.document" in out
 
 
 def test_status_reports_a_stale_prompt_and_setup_moves_the_alias(aws_env, fake, tmp_path, capsys):
