@@ -765,7 +765,7 @@ def test_security_flags_and_environment_reach_the_settings(tmp_path, monkeypatch
 
 
 def test_no_access_log_silences_the_per_call_line_only(store, caplog):
-    caplog.set_level("INFO", logger="recommender.access")
+    caplog.set_level("INFO")
     try:
         security.configure_access_log(False)
         _call(CallInterceptor(store), RECOMMEND, (("authorization", "Bearer tok-dev"),))
