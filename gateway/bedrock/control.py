@@ -138,8 +138,24 @@ def _variant_signature(fields: dict[str, Any]) -> tuple:
     )
 
 
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+def _flow_signature(definition: dict[str, Any] | None) -> str:
+    """What makes two flow definitions behave the same, from the fields setup sets only, so a
+    default the service adds when it echoes a definition back is not a difference."""
+    definition = definition or {}
+    nodes = []
+    for node in definition.get("nodes", []):
+        source = node.get("configuration", {}).get("prompt", {}).get("sourceConfiguration", {})
+        nodes.append([
+            node.get("name"), node.get("type"), source.get("resource", {}).get("promptArn"),
+            sorted([i.get("name"), i.get("type"), i.get("expression")] for i in node.get("inputs", [])),
+            sorted([o.get("name"), o.get("type")] for o in node.get("outputs", [])),
+        ])
+    connections = []
+    for connection in definition.get("connections", []):
+        data = connection.get("configuration", {}).get("data", {})
+        connections.append([connection.get("name"), connection.get("source"), connection.get("target"),
+                            connection.get("type"), data.get("sourceOutput"), data.get("targetInput")])
+    return json.dumps([sorted(nodes, key=str), sorted(connections, key=str)])
 
 
 def _numbered(versions: list[str]) -> list[str]:
@@ -305,7 +321,8 @@ class BedrockControl:
             flow = self._call(self.agent, "get_flow", flowIdentifier=found["id"])
             role = desired.role_arn or flow["executionRoleArn"]
             flow_id, status = found["id"], flow["status"]
-            if _canonical(flow.get("definition")) == _canonical(definition) and flow["executionRoleArn"] == role:
+            if _flow_signature(flow.get("definition")) == _flow_signature(definition) and \
+                    flow["executionRoleArn"] == role:
                 steps.append(Step("flow", "unchanged", flow_id))
             else:
                 self._call(self.agent, "update_flow", flowIdentifier=flow_id, name=desired.flow_name,
@@ -339,7 +356,7 @@ class BedrockControl:
         if versions:
             latest = self._call(self.agent, "get_flow_version", flowIdentifier=flow_id, flowVersion=versions[-1])
             draft = self._call(self.agent, "get_flow", flowIdentifier=flow_id)
-            if (_canonical(latest.get("definition")) == _canonical(desired.flow_definition(prompt_version_arn))
+            if (_flow_signature(latest.get("definition")) == _flow_signature(desired.flow_definition(prompt_version_arn))
                     and latest["executionRoleArn"] == draft["executionRoleArn"]):
                 steps.append(Step("flow-version", "unchanged", versions[-1]))
                 return versions[-1]
