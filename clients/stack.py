@@ -312,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     config = StackConfig.from_env(cluster=args.command == "cluster")
     stack = Stack(config, quiet=args.command == "run")
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    # Ctrl-C stops everything even when started from a script, whose background jobs inherit
+    # an ignored SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         stack.start()
         if args.command == "run":
@@ -329,7 +332,9 @@ def main(argv: list[str] | None = None) -> int:
         say(f"error: {exc}")
         return 1
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
+        # a second SIGTERM or Ctrl-C must not cut the cleanup short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         stack.stop()
         say("stopped")
 

@@ -95,7 +95,7 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
 def test_serve_supervises_restarts_and_stops_everything(tmp_path, models_dir_copy):
     """`make serve`: an existing model is used as is; inference, gateway and Envoy come up
     behind the one command (gRPC, JSON and the page on EDGE_PORT); a SIGKILLed gateway is
-    started again; SIGTERM stops everything, and a new stack on the same ports starts within a
+    started again; Ctrl-C (SIGINT) stops everything, and a new stack on the same ports starts within a
     second of the old one stopping (issue 16: TIME_WAIT connections are no listener); SIGKILL
     of the stack process itself leaves no server behind (issue 15)."""
     import json
@@ -145,15 +145,15 @@ def test_serve_supervises_restarts_and_stops_everything(tmp_path, models_dir_cop
         wait_for_health(f"127.0.0.1:{gateway_port}", timeout=60)
         assert _recommend(f"127.0.0.1:{edge_port}").items == direct.items
 
-        # SIGTERM to the stack process only (not its group): it must stop its children itself
-        stack.process.terminate()
+        # Ctrl-C to the stack process only (not its group): it must stop its children itself
+        stack.process.send_signal(signal.SIGINT)
         assert stack.process.wait(60) == 0, stack.log()
         stopped_at = time.monotonic()
         assert "[stack] stopped" in stack.log()
         assert processes_mentioning(str(models_dir_copy)) == []
         assert processes_mentioning(gateway_marker) == []
         for port in ports:
-            assert port_is_free(port), f"port {port} still in use after SIGTERM"
+            assert port_is_free(port), f"port {port} still in use after Ctrl-C"
     finally:
         stack.stop()
 
