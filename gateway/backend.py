@@ -226,9 +226,20 @@ class InferenceBackend:
                     address.eject("unavailable")
                     if attempt:
                         await asyncio.sleep(min(RETRY_BACKOFF_S * attempt, max(0.0, deadline - time.monotonic())))
+                elif code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                    raise self.refused(exc) from None
                 else:
                     raise errors.BackendError.from_rpc_error(exc) from None
         return self._give_up(last, deadline)
+
+    def refused(self, exc: grpc.RpcError) -> errors.ServiceError:
+        """Inference refused the GATEWAY's credentials: the caller's token was fine (it got
+        this far), so passing UNAUTHENTICATED on would mislead; INTERNAL names the fix."""
+        log.error("event=inference_refused_gateway code=%s message=%r", exc.code().name, exc.details())
+        return errors.ServiceError(
+            f"the inference server refused the gateway's credentials ({exc.code().name}: {exc.details()}); "
+            "the operator must give the gateway --inference-token-file or a client certificate "
+            "(--inference-cert/--inference-key) that inference accepts")
 
     def _give_up(self, last: grpc.RpcError | None, deadline: float):
         if last is not None and last.code() == grpc.StatusCode.UNAVAILABLE:
@@ -241,6 +252,8 @@ class InferenceBackend:
 
     def stream_error(self, exc: grpc.RpcError) -> errors.ServiceError:
         """A backend stream's failure as the error to end the caller's stream with."""
+        if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+            return self.refused(exc)
         if exc.code() == grpc.StatusCode.UNAVAILABLE:
             return errors.Unavailable(
                 f"inference server unavailable at {','.join(self.addresses)}: {exc.details()}")

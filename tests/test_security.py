@@ -588,12 +588,16 @@ def test_server_reflection_needs_a_token_unless_public(secure_stack):
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "recommender.v1.RecommendService" in _list_services(channel, _auth(secure_stack["token"]))
 
+    # A second gateway: plaintext on loopback, public reflection, and a token inference does not
+    # know (a token, when sent, decides over the client certificate).
     port = free_port()
+    bad_token = secure_stack["tmp"] / "stale-gateway.token"
+    bad_token.write_text("a-token-inference-does-not-know\n")
     public = ServerProcess(
         [PYTHON, "-m", "gateway", "serve", "--port", str(port), "--inference", f"127.0.0.1:{secure_stack['inference_port']}",
          "--metrics-port", "0", "--tokens-file", str(secrets.tokens_file), "--public-reflection",
          "--inference-ca", str(secrets.ca_cert), "--inference-cert", str(secrets.client_cert),
-         "--inference-key", str(secrets.client_key)],
+         "--inference-key", str(secrets.client_key), "--inference-token-file", str(bad_token)],
         secure_stack["tmp"] / "public.log").start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as plain:  # loopback: plaintext allowed
@@ -602,6 +606,12 @@ def test_server_reflection_needs_a_token_unless_public(secure_stack):
             with pytest.raises(grpc.RpcError) as info:  # only reflection is public
                 _recommend(plain)
             assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            # the caller's token is fine, the gateway's is not: not the caller's problem
+            with pytest.raises(grpc.RpcError) as info:
+                _recommend(plain, _auth(secure_stack["token"]))
+            assert info.value.code() == grpc.StatusCode.INTERNAL
+            assert "refused the gateway's credentials" in info.value.details()
+            assert "--inference-token-file" in info.value.details()
     finally:
         public.stop()
 
