@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.models import ensure_model
@@ -30,6 +32,24 @@ METHOD = "/recommender.v1.RecommendService/Recommend"
 # to a call that crosses two Python servers.
 GOAL_C1_P50_RATIO_MAX = 1.5
 GOAL_C32_RPS_RATIO_MIN = 0.7
+ROUNDS = 3
+
+
+@dataclass
+class Summary:
+    """Median over rounds of one case."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+    @classmethod
+    def of(cls, results) -> Summary:
+        return cls(rps=statistics.median(r.rps for r in results),
+                   p50_ms=statistics.median(r.p50_ms for r in results),
+                   p99_ms=statistics.median(r.p99_ms for r in results),
+                   errors=sum(r.errors for r in results))
 
 
 def run(args: argparse.Namespace | None = None) -> None:
@@ -70,11 +90,16 @@ def run(args: argparse.Namespace | None = None) -> None:
         tls = {"root_certificates": secrets.ca_cert.read_bytes()}
         cases = [("gateway direct", f"127.0.0.1:{gateway_port}", {}),
                  ("envoy tls", f"localhost:{edge_port}", tls)]
-        results = {}
+        # Direct and through Envoy alternate, ROUNDS times each, and each figure is the median
+        # of its rounds: on a shared machine the load drifts, and it must drift on both sides.
+        runs: dict[tuple[str, int], list] = {}
         for concurrency in CONCURRENCIES:
-            for name, target, options in cases:
-                results[(name, concurrency)] = loadgen.run_unary(
-                    target, METHOD, request, concurrency=concurrency, duration_s=duration, **options)
+            for _ in range(ROUNDS):
+                for name, target, options in cases:
+                    runs.setdefault((name, concurrency), []).append(loadgen.run_unary(
+                        target, METHOD, request, concurrency=concurrency, duration_s=duration / ROUNDS,
+                        **options))
+        results = {key: Summary.of(found) for key, found in runs.items()}
     finally:
         if edge is not None:
             edge.stop()
@@ -84,12 +109,15 @@ def run(args: argparse.Namespace | None = None) -> None:
 
     print()
     print(f"Edge: Recommend (features) through Envoy with TLS vs the gateway direct "
-          f"({workers} inference workers, {duration:.0f} s per case, 127.0.0.1)")
+          f"({workers} inference workers, {duration:.1f} s per case in {ROUNDS} alternating rounds, "
+          f"medians, 127.0.0.1)")
     print(f"{'case':<16} {'conc':>4} {'rps':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
     for concurrency in CONCURRENCIES:
         for name, _, _ in cases:
             r = results[(name, concurrency)]
             print(f"{name:<16} {concurrency:>4} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>6}")
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+          "(ratios from a loaded machine are noisy)")
     p50_ratio = results[("envoy tls", 1)].p50_ms / results[("gateway direct", 1)].p50_ms
     rps_ratio = results[("envoy tls", 32)].rps / results[("gateway direct", 32)].rps
     print(f"envoy/direct c1 p50: {p50_ratio:.2f}x (goal <= {GOAL_C1_P50_RATIO_MAX:.1f}x "
