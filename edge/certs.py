@@ -24,7 +24,9 @@ days, or that the current CA did not sign, is issued again.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import fcntl
 import ipaddress
 import os
 import secrets
@@ -219,6 +221,22 @@ def ensure_dev_secrets(secrets_dir: str | os.PathLike = ".secrets", hosts=()) ->
     paths = DevSecrets.at(secrets_dir)
     paths.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(paths.dir, 0o700)
+    # Two programs starting at once (make cluster and a test) must not make two CAs.
+    with _locked(paths.dir / ".lock"):
+        return _ensure(paths, hosts)
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _ensure(paths: DevSecrets, hosts) -> DevSecrets:
     created: list[str] = []
     server_hosts = tuple(dict.fromkeys((*DEFAULT_HOSTS, *hosts)))
 

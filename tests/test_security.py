@@ -786,3 +786,15 @@ def test_no_access_log_silences_the_per_call_line_only(store, caplog):
         security.configure_access_log(True)
     _call(CallInterceptor(store), RECOMMEND, (("authorization", "Bearer tok-dev"),))
     assert [r for r in caplog.records if r.name == "recommender.access"]
+
+
+def test_programs_starting_together_share_one_ca(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    target = tmp_path / "together"
+    with ThreadPoolExecutor(4) as pool:
+        made = list(pool.map(lambda _: certs.ensure_dev_secrets(target), range(4)))
+    assert sum(bool(m.created) for m in made) == 1  # one made everything, the others found it
+    ca = x509.load_pem_x509_certificate(made[0].ca_cert.read_bytes())
+    x509.load_pem_x509_certificate(made[0].server_cert.read_bytes()).verify_directly_issued_by(ca)
+    x509.load_pem_x509_certificate(made[0].client_cert.read_bytes()).verify_directly_issued_by(ca)
