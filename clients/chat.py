@@ -190,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
             client.wait_ready(min(args.timeout, 10.0))
         except RecommenderError as exc:
             print(f"chat: cannot reach the gateway at {args.target}: {exc.details}", file=sys.stderr)
+            if args.ca or args.tls:
+                print("chat: this connects with TLS (--tls, --ca or RECOMMENDER_CA); a plaintext server "
+                      "(make serve) needs neither", file=sys.stderr)
             return 1
         if interactive:
             print(f"Connected to {args.target}. 한국어나 영어로 말씀하세요 (Korean or English). "
