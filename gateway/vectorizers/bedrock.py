@@ -51,6 +51,7 @@ from gateway.vectorizers.base import (
     VectorizerUnavailable,
 )
 from gateway.vectorizers.parsing import parse_model_text, parse_vector_value
+from recommender.text import detect_language
 
 log = logging.getLogger(__name__)
 
@@ -126,14 +127,6 @@ class BedrockUnavailable(VectorizerUnavailable):
         self.permanent = permanent
         self.retryable = (not permanent) if retryable is None else retryable
         self.remedy = remedy
-
-
-def language_of(text: str) -> str:
-    """'ko' when the text contains Hangul, else 'en' (what VectorizeResult.language reports)."""
-    for ch in text:
-        if "\uac00" <= ch <= "\ud7a3" or "\u1100" <= ch <= "\u11ff" or "\u3130" <= ch <= "\u318f":
-            return "ko"
-    return "en"
 
 
 def resolve_region(region: str | None) -> str:
@@ -400,7 +393,7 @@ class _BedrockVectorizer:
         return ""
 
     def vectorize(self, text: str) -> VectorizeResult:
-        return VectorizeResult(self.call(text)[0], self.name, language_of(text))
+        return VectorizeResult(self.call(text)[0], self.name, detect_language(text))
 
     def call(self, text: str) -> tuple[tuple[float, ...], dict[str, Any]]:
         """(features, details) of one vectorizing call, retried within the caller's deadline.
