@@ -178,6 +178,26 @@ def test_curl_json_through_the_transcoder_matches_grpc(cluster):
     assert status == "401" and json.loads(body)["code"] == grpc.StatusCode.UNAUTHENTICATED.value[0]
 
 
+def test_a_stream_and_a_json_batch_through_envoy(cluster):
+    token = [("authorization", f"Bearer {cluster.token()}")]
+    batches = [recommend_pb2.RecommendStreamRequest(batch=recommend_pb2.RecommendBatchRequest(texts=[TEXT] * n, top_k=1))
+               for n in (3, 5)]
+    with cluster.channel() as channel:
+        replies = list(recommend_pb2_grpc.RecommendServiceStub(channel).RecommendStream(
+            iter(batches), timeout=30, metadata=token))
+    assert [r.batch.rows for r in replies] == [3, 5]
+    last = replies[1].batch
+    assert {last.product_ids[i] for i in last.product_indices} == {"laptop"}
+    result = subprocess.run(
+        ["curl", "-sS", "--fail-with-body", "--max-time", "10", "--cacert", str(cluster.secrets / "ca.pem"),
+         "-H", f"authorization: Bearer {cluster.token()}", "-d", json.dumps({"texts": [TEXT, ""], "topK": 1}),
+         f"https://localhost:{cluster.port}/v1/recommend:batch"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr + result.stdout
+    answer = json.loads(result.stdout)
+    assert answer["rows"] == 2 and answer["productIds"][answer["productIndices"][0]] == "laptop"
+    assert [e["row"] for e in answer["errors"]] == [1]  # the empty text is that row's error
+
+
 def test_grpc_web_as_a_browser_sends_it(cluster):
     """gRPC-Web over HTTP/1.1 (what a browser can send): one length-prefixed message in, the
     answer and a trailer frame with grpc-status out."""
