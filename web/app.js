@@ -588,7 +588,7 @@
     const body = $("editor-body");
     if (slot.codes) {
       const options = [{ value: 0, label: t.unknown }, ...slot.codes.map((c) => ({ value: c.value, label: c[language] }))];
-      body.replaceChildren(el("fieldset", { class: "options" },
+      body.replaceChildren(el("fieldset", { class: options.length > 6 ? "options many" : "options" },
         el("legend", { class: "visually-hidden", text: slotLabel(slot, language) }),
         ...options.map((option) => el("label", { class: "option" },
           el("input", { type: "radio", name: "slot-value", value: option.value, checked: option.value === current }),

@@ -51,7 +51,8 @@ def browser():
 
 
 class PageErrors(list):
-    """Uncaught script errors and console errors of one page; a test ends with none."""
+    """Uncaught script errors, console errors and requests to other origins of one page; a
+    test ends with none."""
 
 
 @pytest.fixture
@@ -70,6 +71,10 @@ def open_page(browser):
         page.on("console", lambda message: errors.append(f"console.{message.type}: {message.text}")
                 if message.type == "error" and "/v1/chat" not in message.text
                 and "Failed to load resource" not in message.text else None)
+        origin = url.split("/", 3)[:3]
+        # Every asset and call stays on our origin: no CDN, no font service, no third party.
+        page.on("request", lambda request: errors.append(f"third-party request: {request.url}")
+                if request.url.split("/", 3)[:3] != origin else None)
         page.goto(url)
         page.wait_for_selector("body[data-ready]")
         return page
