@@ -12,6 +12,8 @@ from playwright.sync_api import Page, expect
 from recommender import security
 from tests.web import support
 
+pytestmark = pytest.mark.slow  # starts servers and a browser
+
 STORAGE_KEY = "recommender.chat.v1"
 
 
