@@ -58,7 +58,8 @@ class RayJobSummary:
     partitions: int
     skipped_partitions: int  # already done by an earlier run
     seconds: float  # wall time of this run, Ray start-up and model loading included
-    steady_seconds: float  # first partition scored to last one written (no start-up)
+    steady_seconds: float  # "once started": see steady_window
+    steady_rows: int = 0
     manifest: dict = field(default_factory=dict)
 
     @property
@@ -67,7 +68,7 @@ class RayJobSummary:
 
     @property
     def steady_rows_per_second(self) -> float:
-        return self.rows_this_run / self.steady_seconds if self.steady_seconds > 0 else 0.0
+        return self.steady_rows / self.steady_seconds if self.steady_seconds > 0 else 0.0
 
 
 def _now() -> str:
@@ -266,7 +267,7 @@ def run_ray_job(input_uri: str, output_uri: str, *, id_column: str | None = None
     rows_total = sum(r["rows"] for r in finished.values())
     error_rows = sum(r["errors"] for r in finished.values())
     rows_this_run = sum(s["rows"] for s in stats)
-    steady = (max(s["finished"] for s in stats) - min(s["started"] for s in stats)) if stats else 0.0
+    steady_rows, steady = steady_window(stats)
     seconds = time.perf_counter() - started
     manifest.update({
         "status": "complete",
@@ -281,14 +282,37 @@ def run_ray_job(input_uri: str, output_uri: str, *, id_column: str | None = None
         "finished_at": _now(), "seconds": round(seconds, 3), "run_seconds": round(run_seconds, 3),
         "steady_seconds": round(steady, 3), "started_epoch": started_wall,
         "rows_per_second": round(rows_this_run / seconds, 1) if seconds else 0.0,
-        "steady_rows_per_second": round(rows_this_run / steady, 1) if steady else 0.0,
+        "steady_rows_per_second": round(steady_rows / steady, 1) if steady else 0.0,
         "ray": ray_info,
     })
     manifests.write(output, manifest)
     return RayJobSummary(output=output.uri, model_version=version, scorer=scorer, rows_total=rows_total,
                          rows_this_run=rows_this_run, error_rows=error_rows, partitions=total_parts,
                          skipped_partitions=len(done), seconds=seconds, steady_seconds=steady,
+                         steady_rows=steady_rows,
                          manifest=manifest)
+
+
+def steady_window(stats: list[dict]) -> tuple[int, float]:
+    """(rows, seconds) of the job once started, comparable with a server that is already up.
+
+    Vectors: from the moment the last scoring actor had its model loaded to the last partition
+    written, counting the partitions that began in that window. Text: from the first text
+    vectorized (the text step needs no model, so it runs while the actors load) to the last
+    partition written, all rows."""
+    if not stats:
+        return 0, 0.0
+    end = max(s["finished"] for s in stats)
+    text_starts = [s["vectorize_started"] for s in stats if s.get("vectorize_started") is not None]
+    if text_starts:
+        begin = min(text_starts)
+        return sum(s["rows"] for s in stats), end - begin
+    begin = max(s["actor_ready"] for s in stats)
+    counted = [s for s in stats if s["started"] >= begin]
+    if not counted:  # every partition was taken before the last actor was ready
+        begin = min(s["started"] for s in stats)
+        counted = stats
+    return sum(s["rows"] for s in counted), end - begin
 
 
 def _output_columns(k: int) -> list[str]:

@@ -34,6 +34,7 @@ METADATA_KEY = b"recommender.batch"
 # Rows per model call: a power of two, so the TFLite runner never pads (it allocates one
 # interpreter per power-of-two size).
 SCORE_CHUNK_ROWS = 8192
+VECTORIZE_STARTED = "vectorize_started"  # when the text step began on a partition (for timings)
 
 
 def part_name(partition: int) -> str:
@@ -75,11 +76,13 @@ def _vectorizer():
 
 def vectorize_texts(block: pa.Table) -> pa.Table:
     """Ray map_batches step: the `text` column -> vector columns, error, vectorizer."""
+    started = time.time()
     vectorizer = _vectorizer()
     texts = block.column(rowlib.TEXT_COLUMN).to_pylist()
     vectors, errors, names = rowlib.text_vectors(texts, vectorizer.vectorize)
     base = block.drop_columns([rowlib.TEXT_COLUMN])
-    return rowlib.with_vectors(base, vectors, errors, names)
+    out = rowlib.with_vectors(base, vectors, errors, names)
+    return out.append_column(VECTORIZE_STARTED, pa.array([started] * block.num_rows, pa.float64()))
 
 
 # --------------------------------------------------------------------------- scorers
@@ -174,6 +177,7 @@ class PartitionWriter:
                  rows_per_second: float = 0.0):
         self.rows_per_second = rows_per_second  # this actor's share of --rate-limit (0: no limit)
         self.scorer = LocalModelScorer(spec) if spec.kind == "local" else GrpcScorer(spec)
+        self.ready_at = time.time()  # model loaded: the job's timings leave the start-up out
         self.version = spec.model_version
         self.output = output
         self.top_k = top_k
@@ -199,37 +203,48 @@ class PartitionWriter:
                                  {METADATA_KEY: json.dumps(record).encode()})
         if self.rows_per_second > 0:  # pace the pool so it shares a cluster or fleet politely
             time.sleep(max(0.0, table.num_rows / self.rows_per_second - (time.time() - started)))
+        text_started = (block.column(VECTORIZE_STARTED)[0].as_py() if VECTORIZE_STARTED in block.column_names
+                        else None)
         return pa.table({"partition": [partition], "rows": [table.num_rows], "errors": [errors],
-                         "started": [started], "finished": [time.time()], "pid": [os.getpid()]})
+                         "started": [started], "finished": [time.time()], "pid": [os.getpid()],
+                         "actor_ready": [self.ready_at], "vectorize_started": pa.array([text_started], pa.float64())})
 
     def scored_table(self, block: pa.Table) -> pa.Table:
         k = self.top_k
         rows = block.num_rows
         matrix = np.column_stack([block.column(name).to_numpy() for name in rowlib.FEATURE_COLUMNS]
                                  ).astype(np.float32, copy=False) if rows else np.zeros((0, 6), np.float32)
-        errors = block.column(rowlib.ERROR_COLUMN).to_pylist()
-        valid = np.array([e is None for e in errors], dtype=bool)
+        error_column = block.column(rowlib.ERROR_COLUMN)
+        valid = pc.is_null(error_column).to_numpy(zero_copy_only=False)
         indices = np.full((rows, k), -1, dtype=np.int32)
         scores = np.zeros((rows, k), dtype=np.float32)
         if valid.any():
             positions = np.flatnonzero(valid)
-            got_indices, got_scores, server_errors = self.scorer.score(np.ascontiguousarray(matrix[valid]), k)
-            indices[valid], scores[valid] = got_indices, got_scores
-            for local, message in server_errors.items():
-                errors[positions[local]] = message
-                indices[positions[local]] = -1
-        failed = np.array([e is not None for e in errors], dtype=bool)
+            all_valid = bool(valid.all())
+            got_indices, got_scores, server_errors = self.scorer.score(
+                matrix if all_valid else np.ascontiguousarray(matrix[valid]), k)
+            if all_valid:
+                indices, scores = got_indices, got_scores
+            else:
+                indices[valid], scores[valid] = got_indices, got_scores
+            if server_errors:  # rare: the scorer refused a row the local checks passed
+                messages = error_column.to_pylist()
+                for local, message in server_errors.items():
+                    messages[positions[local]] = message
+                    indices[positions[local]] = -1
+                error_column = pa.array(messages, pa.string())
+        failed = ~pc.is_null(error_column).to_numpy(zero_copy_only=False)
         catalog = pa.array(list(self.scorer.catalog), pa.string())
         columns: dict[str, pa.Array] = {"id": block.column("id"), "row": block.column("row")}
         for i in range(k):
             picked = np.where(failed, 0, indices[:, i])
-            columns[f"product_{i + 1}"] = pc.if_else(pa.array(failed), pa.scalar(None, pa.string()),
-                                                     pc.take(catalog, pa.array(picked)) if len(catalog)
-                                                     else pa.nulls(rows, pa.string()))
+            # take() with a null index gives a null product for a failed row.
+            columns[f"product_{i + 1}"] = pc.take(catalog, pa.array(picked, mask=failed)) if len(catalog) \
+                else pa.nulls(rows, pa.string())
         for i in range(k):
             columns[f"score_{i + 1}"] = pa.array(scores[:, i], pa.float32(), mask=failed)
         columns["model_version"] = pa.array(np.full(rows, self.version, dtype=np.int64))
         vectorizer = block.column("vectorizer")
         columns["vectorizer"] = vectorizer
-        columns[rowlib.ERROR_COLUMN] = pa.array(errors, pa.string())
+        columns[rowlib.ERROR_COLUMN] = error_column
         return pa.table(columns, schema=self.schema)

@@ -104,9 +104,9 @@ def _block(raw: pa.Table, *, mode: str, id_column: str | None, first_row: int, p
     n = raw.num_rows
     base = pa.table({
         "id": rowlib.ids_as_strings(raw.column(id_column) if id_column else None, first_row, n),
-        "row": pa.array(range(first_row, first_row + n), pa.int64()),
-        "partition": pa.array([partition] * n, pa.int32()),
-        "partition_rows": pa.array([n] * n, pa.int32()),
+        "row": pa.array(np.arange(first_row, first_row + n, dtype=np.int64)),
+        "partition": pa.array(np.full(n, partition, dtype=np.int32)),
+        "partition_rows": pa.array(np.full(n, n, dtype=np.int32)),
     })
     if mode == "text":
         text = raw.column(rowlib.TEXT_COLUMN)

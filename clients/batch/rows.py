@@ -47,7 +47,7 @@ def resolve_id_column(columns: list[str], requested: str | None, where: str) -> 
 def ids_as_strings(column: pa.ChunkedArray | pa.Array | None, first_row: int, rows: int) -> pa.Array:
     """Output ids are strings (a CSV id like 007 stays 007); no id column: the 0-based row."""
     if column is None:
-        return pa.array([str(i) for i in range(first_row, first_row + rows)], pa.string())
+        return pc.cast(pa.array(np.arange(first_row, first_row + rows, dtype=np.int64)), pa.string())
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
@@ -55,7 +55,7 @@ def ids_as_strings(column: pa.ChunkedArray | pa.Array | None, first_row: int, ro
     return pc.fill_null(column, "").cast(pa.string())
 
 
-def _column_floats(column: pa.ChunkedArray, name: str, errors: list[str | None]) -> np.ndarray:
+def _column_floats(column: pa.ChunkedArray, name: str, errors: dict[int, str]) -> np.ndarray:
     """float64 values of one slot column; NaN where a cell is empty or not a number, with the
     reason put in `errors` (first problem of a row wins)."""
     if isinstance(column, pa.ChunkedArray):
@@ -63,17 +63,15 @@ def _column_floats(column: pa.ChunkedArray, name: str, errors: list[str | None])
     kind = column.type
     if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
         values = pc.cast(column, pa.float64(), safe=False).to_numpy(zero_copy_only=False).astype(np.float64)
-        for pos in np.flatnonzero(np.isnan(values)):
-            if errors[pos] is None:
-                errors[pos] = f"{name} is empty (write 0 for not stated)"
+        for pos in np.flatnonzero(np.isnan(values)).tolist():
+            errors.setdefault(pos, f"{name} is empty (write 0 for not stated)")
         return values
     text = column if pa.types.is_string(kind) else pc.cast(column, pa.string())
     try:  # fast path: every cell parses (Arrow's C++ parser)
         values = pc.cast(pc.utf8_trim_whitespace(text), pa.float64()).to_numpy(zero_copy_only=False)
         values = np.asarray(values, dtype=np.float64)
-        for pos in np.flatnonzero(np.isnan(values)):
-            if errors[pos] is None:
-                errors[pos] = f"{name} is empty (write 0 for not stated)"
+        for pos in np.flatnonzero(np.isnan(values)).tolist():
+            errors.setdefault(pos, f"{name} is empty (write 0 for not stated)")
         return values
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
@@ -85,17 +83,17 @@ def _column_floats(column: pa.ChunkedArray, name: str, errors: list[str | None])
             values[pos] = float(cell) if cell else np.nan
         except ValueError:
             values[pos] = np.nan
-        if np.isnan(values[pos]) and errors[pos] is None:
-            errors[pos] = (f"{name} is empty (write 0 for not stated)" if not cell
-                           else f"{name} must be a number, got {cell[:40]!r}")
+        if np.isnan(values[pos]):
+            errors.setdefault(pos, f"{name} is empty (write 0 for not stated)" if not cell
+                              else f"{name} must be a number, got {cell[:40]!r}")
     return values
 
 
-def slot_vectors(table: pa.Table) -> tuple[np.ndarray, list[str | None]]:
-    """(N, 6) float32 vectors from the six slot columns and one error (or None) per row.
+def slot_vectors(table: pa.Table) -> tuple[np.ndarray, dict[int, str]]:
+    """(N, 6) float32 vectors from the six slot columns and the errors (row -> message).
     Rows with an error are zeros (a placeholder the scorer never sees)."""
     rows = table.num_rows
-    errors: list[str | None] = [None] * rows
+    errors: dict[int, str] = {}
     matrix = np.empty((rows, schema.FEATURE_COUNT), dtype=np.float64)
     for slot in schema.SLOTS:
         matrix[:, slot.index] = _column_floats(table.column(slot.name), slot.name, errors)
@@ -105,30 +103,30 @@ def slot_vectors(table: pa.Table) -> tuple[np.ndarray, list[str | None]]:
     return vectors, errors
 
 
-def check_vectors(vectors: np.ndarray, errors: list[str | None], exact: np.ndarray | None = None) -> None:
+def check_vectors(vectors: np.ndarray, errors: dict[int, str], exact: np.ndarray | None = None) -> None:
     """Contract check of float32 vectors: messages like the server's
     ("features[2] budget must be between 0 and 1e9 KRW, got -5"); bad rows become zeros.
     `exact` (the float64 values read) only words the message, so a huge digit string is
     reported as the number written rather than as float32's inf."""
-    unchecked = np.array([e is None for e in errors], dtype=bool)
-    bad = schema.invalid_rows(vectors) & unchecked
-    for pos in np.flatnonzero(bad):
+    for pos in np.flatnonzero(schema.invalid_rows(vectors)).tolist():
+        if pos in errors:
+            continue
         for candidate in ((exact[pos],) if exact is not None else ()) + (vectors[pos],):
             try:
                 schema.validate_features(candidate)
             except schema.InvalidFeatures as exc:
                 errors[pos] = str(exc)
                 break
-    failed = np.array([e is not None for e in errors], dtype=bool)
-    vectors[failed] = 0.0
+    if errors:
+        vectors[list(errors)] = 0.0
 
 
-def text_vectors(texts: list[str | None], vectorize) -> tuple[np.ndarray, list[str | None], list[str | None]]:
+def text_vectors(texts: list[str | None], vectorize) -> tuple[np.ndarray, dict[int, str], list[str | None]]:
     """Vectorize texts with `vectorize(text) -> result with .features and .vectorizer`.
     Returns vectors, errors and the vectorizer name per row (None for rows that failed)."""
     rows = len(texts)
     vectors = np.zeros((rows, schema.FEATURE_COUNT), dtype=np.float32)
-    errors: list[str | None] = [None] * rows
+    errors: dict[int, str] = {}
     names: list[str | None] = [None] * rows
     for pos, raw in enumerate(texts):
         try:
@@ -144,18 +142,23 @@ def text_vectors(texts: list[str | None], vectorize) -> tuple[np.ndarray, list[s
         vectors[pos] = np.asarray(result.features, dtype=np.float32)
         names[pos] = result.vectorizer
     check_vectors(vectors, errors)
-    for pos, error in enumerate(errors):
-        if error is not None:
-            names[pos] = None
+    for pos in errors:
+        names[pos] = None
     return vectors, errors, names
 
 
-def with_vectors(base: pa.Table, vectors: np.ndarray, errors: list[str | None],
+def with_vectors(base: pa.Table, vectors: np.ndarray, errors: dict[int, str],
                  vectorizer: list[str | None] | None) -> pa.Table:
     """`base` (id, row, partition columns) plus the vector columns, error and vectorizer."""
     columns = {name: base.column(name) for name in base.column_names}
     for index, name in enumerate(FEATURE_COLUMNS):
         columns[name] = pa.array(vectors[:, index], pa.float32())
-    columns[ERROR_COLUMN] = pa.array(errors, pa.string())
-    columns["vectorizer"] = pa.array(vectorizer if vectorizer is not None else [None] * len(errors), pa.string())
+    rows = base.num_rows
+    messages = None
+    if errors:
+        messages = np.full(rows, None, dtype=object)
+        messages[list(errors)] = list(errors.values())
+    columns[ERROR_COLUMN] = pa.array(messages, pa.string()) if messages is not None else pa.nulls(rows, pa.string())
+    columns["vectorizer"] = (pa.array(vectorizer, pa.string()) if vectorizer is not None
+                             else pa.nulls(rows, pa.string()))
     return pa.table(columns)
