@@ -8,6 +8,10 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
+import re
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,7 +35,7 @@ from clients.client import (
 )
 from recommender import schema
 from recommender.v1 import common_pb2, recommend_pb2, recommend_pb2_grpc
-from tests.support import free_port
+from tests.support import ROOT, free_port
 
 CUSTOMER = (35, 1, 300_000, 2, 1, 0)  # 30s woman, fitness, 300,000 won, own use
 
@@ -299,3 +303,42 @@ def test_tls_with_a_ca_file_and_a_client_certificate(tmp_path, monkeypatch):
     assert len(servicer.calls) == 1
     with pytest.raises(ValueError):
         RecommenderClient("127.0.0.1:1", client_cert_file=str(certs.client_cert))  # key missing
+
+
+def readme_client_examples() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("<!-- client-examples:start"):text.index("<!-- client-examples:end -->")]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+
+
+def test_readme_examples_run_against_a_gateway(gateway_target, tmp_path, monkeypatch):
+    examples = readme_client_examples()
+    assert len(examples) == 2 and "AsyncRecommenderClient" in examples[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("RECOMMENDER_TOKEN", "RECOMMENDER_CA")}
+    outputs = []
+    for i, code in enumerate(examples):
+        script = tmp_path / f"example{i}.py"
+        script.write_text(code.replace("127.0.0.1:50051", gateway_target))
+        result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout)
+    sync, aio = outputs
+    assert sync.splitlines()[0].startswith("1 ") and "model 1 request " in sync and "features[2]" in sync
+    last = aio.strip().splitlines()[-1]  # the chat reply itself spans lines
+    assert last.count("[") == 2 and last.count("'") >= 8  # two rows of two product ids
+
+
+def test_server_name_is_the_tls_name_checked(tmp_path, monkeypatch):
+    from edge.certs import ensure_dev_secrets
+
+    monkeypatch.delenv("RECOMMENDER_TOKEN", raising=False)
+    certs = ensure_dev_secrets(tmp_path / "secrets")  # the server certificate names localhost, 127.0.0.1
+    key_pair = [(certs.server_key.read_bytes(), certs.server_cert.read_bytes())]
+    with fake_server(grpc.ssl_server_credentials(key_pair)) as (target, _):
+        with RecommenderClient(target, ca_file=str(certs.ca_cert), server_name="localhost", max_attempts=1) as c:
+            assert c.recommend(CUSTOMER).model_version == 7
+        with RecommenderClient(target, ca_file=str(certs.ca_cert), server_name="shop.example", timeout=3,
+                               max_attempts=1) as c:
+            with pytest.raises(Unavailable):
+                c.recommend(CUSTOMER)
