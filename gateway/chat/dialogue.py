@@ -59,12 +59,18 @@ _SMALL_TALK = {
 }
 
 
-def merge(previous: Sequence[float], stated: Sequence[float]) -> tuple[float, ...]:
+def merge(previous: Sequence[float], stated: Sequence[float], purpose_stated: bool = True) -> tuple[float, ...]:
     """A newly stated slot (non-zero) replaces the old value; unstated slots keep theirs.
 
     Age and gender describe the person who will use the product. When the purpose flips
     between own use and a gift ("actually it's for me"), that person changed, so what was
-    said about the previous one is dropped unless this turn restates it."""
+    said about the previous one is dropped unless this turn restates it.
+
+    `purpose_stated` False (VectorizeResult.purpose_stated): the turn's purpose was only
+    inferred from a bare self-description ("50대", "hiking"); a conversation that already has a
+    purpose keeps it, and the turn's age and gender describe that conversation's user."""
+    if not purpose_stated and previous[schema.PURPOSE]:
+        stated = tuple(0.0 if i == schema.PURPOSE else v for i, v in enumerate(stated))
     merged = [float(new) if new else float(old) for old, new in zip(previous, stated, strict=True)]
     old_purpose, new_purpose = previous[schema.PURPOSE], stated[schema.PURPOSE]
     if old_purpose and new_purpose and old_purpose != new_purpose:
@@ -175,7 +181,7 @@ class ChatEngine:
         if intent is intents.Intent.RESET:
             previous, asked = (0.0,) * schema.FEATURE_COUNT, set()
             parts.append(replies.reset_done(language))
-        features = merge(previous, stated)
+        features = merge(previous, stated, result.purpose_stated)
 
         # Small talk decides the opening words; the slots in the same message still count.
         if not said_something:

@@ -18,6 +18,10 @@ class VectorizeResult:
     features: tuple[float, ...]  # 6 floats, already validated with recommender.schema
     vectorizer: str  # one of LOCAL, BEDROCK_FLOW, BEDROCK_CONVERSE, CACHE
     language: str  # "ko" or "en"
+    # False when the purpose was only inferred (the local vectorizer reads a bare
+    # self-description such as "50대" or "hiking" as own use): a conversation that already
+    # has a purpose keeps it. True when stated outright or when the vectorizer cannot tell.
+    purpose_stated: bool = True
 
 
 class Vectorizer(Protocol):

@@ -84,6 +84,18 @@ def test_merge_forgets_the_old_user_when_purpose_flips():
     assert merge(vec(55, 1, 0, 0, 2, 0), vec(0, 0, 0, 0, 2, 0)) == vec(55, 1, 0, 0, 2, 0)
 
 
+def test_merge_keeps_an_earlier_purpose_against_an_inferred_one():
+    # "엄마 선물" then a bare "50대": the local vectorizer infers own use from a bare
+    # self-description, but the customer is answering about mom; only a stated purpose switches.
+    gift = vec(0, 1, 300_000, 8, 2, 0)
+    assert merge(gift, vec(55, 0, 0, 0, 1, 0), purpose_stated=False) == vec(55, 1, 300_000, 8, 2, 0)
+    assert merge(gift, vec(0, 0, 0, 2, 1, 0), purpose_stated=False) == vec(0, 1, 300_000, 2, 2, 0)
+    # nothing known yet: an inferred purpose is still the best guess
+    assert merge(ZERO, vec(55, 0, 0, 0, 1, 0), purpose_stated=False) == vec(55, 0, 0, 0, 1, 0)
+    # a stated one switches, as before
+    assert merge(gift, vec(0, 0, 0, 0, 1, 0), purpose_stated=True) == vec(0, 0, 300_000, 8, 1, 0)
+
+
 def test_follow_up_order_and_skips_known_or_asked():
     assert next_follow_up(ZERO, set()) == "interest"
     assert next_follow_up(vec(interest=2), set()) == "budget"
@@ -355,3 +367,27 @@ def test_english_conversation_with_local_vectorizer(local_engine, model):
     assert len(asked) == len(set(asked))
     r5 = chat(local_engine, model, "thanks!", r4.state)
     assert "welcome" in r5.reply and r5.follow_up == common_pb2.SLOT_UNSPECIFIED
+
+
+@pytest.mark.parametrize("turns", [
+    [("엄마 선물 찾고 있어요, 요리 좋아하세요", vec(0, 1, 0, 8, 2, 0)),
+     ("30만원", vec(0, 1, 300_000, 8, 2, 0)),
+     ("50대", vec(55, 1, 300_000, 8, 2, 0)),  # a bare answer about mom, not the speaker
+     ("여성", vec(55, 1, 300_000, 8, 2, 0)),
+     ("운동", vec(55, 1, 300_000, 2, 2, 0)),
+     ("아 사실 제가 쓸 거예요", vec(0, 0, 300_000, 2, 1, 0))],  # stated: the user changed
+    [("a gift for my dad, he likes cooking", vec(0, 2, 0, 8, 2, 0)),
+     ("300k won", vec(0, 2, 300_000, 8, 2, 0)),
+     ("50s", vec(55, 2, 300_000, 8, 2, 0)),
+     ("male", vec(55, 2, 300_000, 8, 2, 0)),
+     ("hiking", vec(55, 2, 300_000, 2, 2, 0)),
+     ("actually it's for me", vec(0, 0, 300_000, 2, 1, 0))],
+    [("I need a laptop for my classes", vec(0, 0, 0, 3, 1, 0)),
+     ("it's a gift for my son actually", vec(0, 2, 0, 3, 2, 0))],  # own use, then a stated gift
+], ids=["ko", "en", "self-then-gift"])
+def test_bare_answers_in_a_gift_conversation_describe_the_recipient(local_engine, model, turns):
+    state = None
+    for text, want in turns:
+        reply = chat(local_engine, model, text, state)
+        state = reply.state
+        assert tuple(state.features) == want, text

@@ -84,3 +84,24 @@ def test_decide_age_drops_the_speakers_age_in_a_gift():
     assert people.decide_age(Purpose.SELF, ages, markers) == 35
     assert people.decide_age(Purpose.NOT_STATED, [AgeMention(0, 3, 17, AgeKind.STAGE),
                                                   AgeMention(5, 8, 16, AgeKind.STATED)], markers) == 16
+
+
+@pytest.mark.parametrize(("text", "basis"), [
+    ("50대", people.Basis.INFERRED),  # a bare self-description: own use only by default
+    ("여성", people.Basis.INFERRED),
+    ("hiking", people.Basis.INFERRED),
+    ("I need a laptop for my classes", people.Basis.INFERRED),
+    ("제가 쓸 거예요", people.Basis.STATED),
+    ("for me", people.Basis.STATED),
+    ("actually it's for me", people.Basis.STATED),
+    ("actually I need it", people.Basis.STATED),  # a correction states it
+    ("엄마 선물", people.Basis.STATED),
+    ("for my son", people.Basis.STATED),
+    ("30만원", people.Basis.NOT_STATED),
+])
+def test_purpose_basis_says_whether_purpose_was_stated(text, basis):
+    from gateway.vectorizers.local import LocalVectorizer
+
+    vectorizer = LocalVectorizer(TABLES)
+    assert vectorizer.read(text)[1] is basis
+    assert vectorizer.vectorize(text).purpose_stated is (basis is not people.Basis.INFERRED)

@@ -178,6 +178,30 @@ def decide_purpose(text: str, signals: Sequence[Signal], grammar: Mapping[str, M
     return Purpose.GIFT if any(s.purpose is Purpose.GIFT for s in signals) else Purpose.SELF
 
 
+class Basis(enum.Enum):
+    """How the purpose was decided."""
+
+    NOT_STATED = "not_stated"
+    STATED = "stated"  # a gift or own-use phrase ("선물", "제가 쓸", "for me"), someone else named, a correction
+    INFERRED = "inferred"  # only the speaker's self-description ("50대", "hiking", "I need"): own use by default
+
+
+def purpose_basis(text: str, signals: Sequence[Signal], grammar: Mapping[str, Matcher], purpose: Purpose) -> Basis:
+    """Whether `purpose` (decide_purpose's answer) was said outright or only inferred. A chat
+    that already knows the purpose switches it only on a stated one: a bare "50대" answering a
+    question about mom is mom's age, not the speaker buying for themselves."""
+    if purpose is Purpose.NOT_STATED:
+        return Basis.NOT_STATED
+    if purpose is Purpose.GIFT:
+        return Basis.STATED
+    corrections = grammar["correction"].hits(text)
+    if corrections and any(s.position >= corrections[-1].end for s in signals):
+        return Basis.STATED  # "actually, I need it myself"
+    if any(s.purpose is Purpose.SELF and s.strength >= 2 for s in signals):
+        return Basis.STATED  # "제가 쓸", "for me", "나한테 주는 선물"
+    return Basis.INFERRED
+
+
 def decide_gender(purpose: Purpose, people: Sequence[Person]) -> int:
     """1 female, 2 male, 0: the user's gender when the words agree on one."""
 

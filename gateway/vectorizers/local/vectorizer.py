@@ -46,10 +46,16 @@ class LocalVectorizer:
         self._validated: dict[tuple, tuple[float, ...]] = {}
 
     def vectorize(self, text: str) -> VectorizeResult:
-        return VectorizeResult(features=self.features(text), vectorizer=LOCAL, language=detect_language(text))
+        features, basis = self.read(text)
+        return VectorizeResult(features=features, vectorizer=LOCAL, language=detect_language(text),
+                               purpose_stated=basis is not people.Basis.INFERRED)
 
     def features(self, text: str) -> tuple[float, ...]:
         """The contract vector of any text (nothing stated gives all zeros)."""
+        return self.read(text)[0]
+
+    def read(self, text: str) -> tuple[tuple[float, ...], people.Basis]:
+        """The contract vector and how its purpose was decided (stated or inferred)."""
         norm = normalize(text)
         scripts = _scripts(norm)
         slots = self.tables.slots
@@ -74,6 +80,7 @@ class LocalVectorizer:
                     if norm[max(0, a.start - 7):a.start].endswith(_FOR_SOMEONE)]  # "for a 10 year old"
         purpose = people.decide_purpose(norm, signals, grammar, not signals and self._describes_self(
             norm, found_people, ages, interests, markers))
+        basis = people.purpose_basis(norm, signals, grammar, purpose)
         if correction_end is not None and any(a.start >= correction_end for a in ages):
             ages = [a for a in ages if a.start >= correction_end]  # "he's 15, no wait, 16"
         vector = (
@@ -84,7 +91,7 @@ class LocalVectorizer:
             int(purpose),
             self._season(norm, scripts, number_tokens),
         )
-        return self._valid(vector)
+        return self._valid(vector), basis
 
     def _describes_self(self, text: str, found_people: list[people.Person], ages: list[numbers.AgeMention],
                         interests: list[Hit], markers: people.SpeakerMarkers) -> bool:
