@@ -20,9 +20,11 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "labelled"
 HELDOUT = "heldout.jsonl"
 DEV_FILES = ("dev_existing.jsonl", "dev_new.jsonl")
 NEW_FILES = ("dev_new.jsonl", HELDOUT)  # written in one batch, split by style
-ALL_FILES = (*DEV_FILES, HELDOUT)
+HELDOUT2 = "heldout2.jsonl"  # a second, fresh held-out set (see README: heldout2)
+ALL_FILES = (*DEV_FILES, HELDOUT, HELDOUT2)
 OLD_SET = DATA.parent / "labelled_messages.jsonl"  # dev_existing's source; removed later
 MIN_HELDOUT = 150
+MIN_HELDOUT2 = 200
 
 
 def _load(name: str) -> list[dict]:
@@ -76,6 +78,25 @@ def test_heldout_is_disjoint_from_dev_and_large_enough(files):
     overlap = [row["_where"] for row in held if row["text"].casefold() in dev]
     assert not overlap, f"held-out texts also in dev (case-insensitive): {overlap}"
     assert len(held) >= MIN_HELDOUT, f"held-out has {len(held)} messages, need >= {MIN_HELDOUT}"
+
+
+def test_heldout2_is_disjoint_from_every_other_file_large_enough_and_covers_every_code(files):
+    # Compared with every other file, not only today's dev files: heldout.jsonl is merged into dev later.
+    others = {row["text"].casefold() for name in ALL_FILES if name != HELDOUT2 for row in files[name]}
+    held = files[HELDOUT2]
+    overlap = [row["_where"] for row in held if row["text"].casefold() in others]
+    assert not overlap, f"{HELDOUT2} texts also in other files (case-insensitive): {overlap}"
+    assert len(held) >= MIN_HELDOUT2, f"{HELDOUT2} has {len(held)} messages, need >= {MIN_HELDOUT2}"
+    unnoted = [row["_where"] for row in held if not row.get("note", "").split(":", 1)[0].strip()]
+    assert not unnoted, f"{HELDOUT2} lines need a note naming their style: {unnoted}"
+    missing = []
+    for slot in SLOTS:
+        seen = Counter(row["features"][slot.index] for row in held)
+        if slot.coded:
+            missing += [f"{slot.name}={c}" for c in (0, *(code.value for code in slot.codes)) if not seen[c]]
+        elif not seen[0] or len(seen) < 2:
+            missing.append(f"{slot.name} stated and not stated")
+    assert not missing, f"codes absent from {HELDOUT2}: {missing}"
 
 
 def test_every_code_of_every_coded_slot_is_in_both_splits(files):
