@@ -89,14 +89,9 @@ def start_ray(quiet: bool = True) -> dict:
     common = dict(logging_level=level, log_to_driver=not quiet, configure_logging=True)
     address = os.environ.get("RAY_ADDRESS")
     if address:
-        # The project's packages go with the job, so the nodes need only the dependencies.
-        import clients
-        import gateway
-        import inference
-        import recommender
-
-        modules = [clients, gateway, inference, recommender]
-        ray.init(address=address, runtime_env={"py_modules": modules}, **common)
+        # The nodes run the same installed project (docs/ray-cluster.yaml syncs and installs
+        # the checkout); the model version travels with the job.
+        ray.init(address=address, **common)
     else:
         ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, **common)
     logging.getLogger("ray.data").setLevel(level)
@@ -278,6 +273,8 @@ def run_ray_job(input_uri: str, output_uri: str, *, id_column: str | None = None
                        "files": [{"name": part_name(p), "rows": r["rows"], "errors": r["errors"]}
                                  for p, r in sorted(finished.items())]},
     })
+    if stats:
+        manifest["model"]["backends"] = sorted({s["backend"] for s in stats})
     manifest["timings"].update({
         "finished_at": _now(), "seconds": round(seconds, 3), "run_seconds": round(run_seconds, 3),
         "steady_seconds": round(steady, 3), "started_epoch": started_wall,

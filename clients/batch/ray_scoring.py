@@ -207,7 +207,8 @@ class PartitionWriter:
                         else None)
         return pa.table({"partition": [partition], "rows": [table.num_rows], "errors": [errors],
                          "started": [started], "finished": [time.time()], "pid": [os.getpid()],
-                         "actor_ready": [self.ready_at], "vectorize_started": pa.array([text_started], pa.float64())})
+                         "actor_ready": [self.ready_at], "vectorize_started": pa.array([text_started], pa.float64()),
+                         "backend": [self.scorer.backend]})
 
     def scored_table(self, block: pa.Table) -> pa.Table:
         k = self.top_k

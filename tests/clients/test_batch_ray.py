@@ -110,8 +110,12 @@ def ray_local(s3_server):
     from clients.batch.ray_job import start_ray
 
     started = start_ray(quiet=True)
-    yield started
+    yield {**started, "s3": s3_server.url}
     ray.shutdown()
+
+
+def s3_endpoint(ray_info) -> str:
+    return ray_info["s3"]
 
 
 @pytest.fixture(scope="module")
@@ -180,13 +184,16 @@ def test_engine_flags_are_refused_with_the_other_engine(tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("where,fmt", [("local", "csv"), ("local", "parquet"), ("s3", "csv"), ("s3", "parquet")])
-def test_ray_job_equals_grpc_job(where, fmt, ray_local, inputs, reference, trained_models_dir, tmp_path):
+def test_ray_job_equals_grpc_job(where, fmt, ray_local, inputs, reference, trained_models_dir, tmp_path,
+                                 monkeypatch, capsys):
     if where == "s3":
         out_uri = f"s3://jobs/out/{fmt}"
     else:
         out_uri = str(tmp_path / "out")
+    # The server's backend (auto: TFLite) except once, to see --backend reach the actors.
+    backend = "function" if (where, fmt) == ("local", "parquet") else "auto"
     summary = run_ray_job(inputs[(where, fmt)], out_uri, id_column="customer_id", models_dir=str(trained_models_dir),
-                          partition_rows=PARTITION_ROWS, actors=1, progress=False)
+                          partition_rows=PARTITION_ROWS, actors=1, progress=False, backend=backend)
     assert summary.rows_total == summary.rows_this_run == ROWS
     assert summary.error_rows == len(BAD_ROWS) and summary.model_version == 1
     if where == "s3":  # read back through boto3, as any other S3 user would
@@ -219,6 +226,16 @@ def test_ray_job_equals_grpc_job(where, fmt, ray_local, inputs, reference, train
     assert manifest["partitions"]["total"] == 8 and manifest["partitions"]["written_this_run"] == 8
     assert sum(f["rows"] for f in manifest["partitions"]["files"]) == ROWS
     assert manifest["timings"]["seconds"] > 0 and manifest["timings"]["finished_at"]
+    assert manifest["model"]["backends"] == (["function"] if backend == "function" else ["tflite"])
+
+    # A rerun of a finished job writes nothing (no Ray work); on S3 through --s3-endpoint alone.
+    args = ["--engine", "ray", "--input", inputs[(where, fmt)], "--output", out_uri, "--id-column", "customer_id",
+            "--models-dir", str(trained_models_dir), "--quiet"]
+    if where == "s3":
+        monkeypatch.delenv("AWS_ENDPOINT_URL_S3")
+        args += ["--s3-endpoint", s3_endpoint(ray_local)]
+    assert batch.main(args) == 0
+    assert "batch: 0 rows in" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -306,23 +323,39 @@ def test_rerun_with_another_version_or_input_refuses(inputs, trained_models_dir,
 
 
 @pytest.mark.slow
-def test_text_input_equals_the_gateway(ray_local, gateway_target, inference_target, tmp_path):
+def test_text_input_equals_the_gateway(ray_local, gateway_target, inference_target, tmp_path, capsys):
     texts = ["30대 여성 운동용 30만원", "a gift for my dad who loves reading", "", "게임기 50만원 이하",
              "x" * (schema.MAX_TEXT_CHARS + 1), "예산 " + "9" * 400 + "원 노트북", "   ", "line one\nline \"two\""]
     frame = pd.DataFrame({"id": [f"t{i}" for i in range(len(texts) * 25)], "text": texts * 25})
     source = tmp_path / "texts.csv"
     frame.to_csv(source, index=False)
     grpc_out = tmp_path / "grpc.csv"
-    batch.run_job(gateway_target, source, grpc_out, chunk_rows=100, progress=False, timeout=30)
+    batch.run_job(gateway_target, source, grpc_out, chunk_rows=100, top_k=2, progress=False, timeout=30)
     reference = pd.read_csv(grpc_out, dtype=str, keep_default_na=False).rename(columns={"id": "customer_id"})
 
-    summary = run_ray_job(str(source), str(tmp_path / "out"), scorer="grpc", target=inference_target,
-                          partition_rows=60, actors=1, progress=False)
-    assert summary.rows_total == len(frame)
+    code = batch.main(["--engine", "ray", "--input", str(source), "--output", str(tmp_path / "out"),
+                       "--scorer", "grpc", "--target", inference_target, "--top-k", "2", "--partition-rows", "60",
+                       "--actors", "1", "--quiet"])
+    assert code == 0
     result = read_parts(tmp_path / "out")
-    assert_same_answers(result, reference)
+    assert len(result) == len(frame) and "product_3" not in result.columns
+    assert_same_answers(result, reference, top_k=2)
     ok = result["error"].isna()
     assert (result.loc[ok, "vectorizer"] == "local").all() and result.loc[~ok, "vectorizer"].isna().all()
     errors = result.loc[~ok].set_index("id")["error"]
     assert errors["t2"] == "text: text must not be empty"
     assert errors["t4"].startswith("text: text must be at most 2000 characters")
+    summary = capsys.readouterr().err.strip().splitlines()[-1]
+    assert summary.startswith(f"batch: {len(frame):,} rows in ") and "model version 1 (grpc)" in summary
+    assert f"{int((~ok).sum()):,} with errors" in summary
+
+
+def test_grpc_scorer_flags_reach_the_client(tmp_path, capsys):
+    source = tmp_path / "c.csv"
+    customers(10).to_csv(source, index=False)
+    code = batch.main(["--engine", "ray", "--input", str(source), "--output", str(tmp_path / "out"),
+                       "--scorer", "grpc", "--target", "127.0.0.1:1", "--ca", str(tmp_path / "missing-ca.pem"),
+                       "--token", "t0k3n", "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "missing-ca.pem" in err and "t0k3n" not in err
