@@ -21,7 +21,7 @@ from recommender.text import detect_language, has_letters, normalize
 
 LABELLED = Path(__file__).resolve().parents[1] / "data" / "labelled"
 DEV = (LABELLED / "dev_existing.jsonl", LABELLED / "dev_new.jsonl")
-HELDOUT = LABELLED / "heldout.jsonl"
+HELDOUT = LABELLED / "dev_heldout1.jsonl"  # consumed held-out set, merged into dev; heldout2 replaces it
 # (every slot, exact vector). Dev is tuned on (reached 0.995 exact). Held-out is where the rules
 # stand on unseen messages: reached every slot >= 0.943 (interest; purpose 0.962), exact 0.909 at
 # commit cb2cb62 (its last look); the bars sit two messages below because two later fixes
