@@ -115,6 +115,13 @@ web-screenshots: setup chromium
 bench: setup
 	$(PY) -m bench
 
+# Soak and chaos (issue 15; not part of `make test`, ~6 min): a fresh cluster on free 127.0.0.1
+# ports, a c64 text load, then kills, a frozen worker, version swaps and floods under c16 load;
+# one table (also bench/results/soak-<time>.md/.json), exit 1 when a budget is missed.
+.PHONY: soak
+soak: setup
+	$(PY) -m bench.soak --models-dir $(MODELS_DIR)
+
 # buf (npm @bufbuild/buf, exact version in tools/buf/package-lock.json) for the .proto files.
 $(BUF): tools/buf/package.json tools/buf/package-lock.json
 	cd tools/buf && npm ci --no-audit --no-fund --loglevel=error
