@@ -221,3 +221,18 @@ def test_lost_stream_statuses_are_taken_from_the_servers_access_log():
     assert floods.resolve_lost(codes, lost, server) == 2
     # the one the server has no line for stays INTERNAL, and is a miss
     assert codes == {"burst INTERNAL": 1, "burst RESOURCE_EXHAUSTED": 6, "held CANCELLED": 1}
+
+
+def test_command_line_defaults_and_event_subset():
+    from bench.soak.__main__ import EVENTS, parse_args
+
+    args = parse_args([])
+    assert (args.soak_seconds, args.soak_concurrency, args.event_concurrency, args.stop_seconds) == (60, 64, 16, 20)
+    assert (args.call_timeout, args.train_rows, args.max_minutes, args.keep) == (10, 10_000, 12, False)
+    assert args.events == list(EVENTS) and args.results_dir.name == "results"
+    args = parse_args(["--events", "worker-stop, stream-flood", "--models-dir", "m", "--keep",
+                       "--results-dir", "r", "--soak-seconds", "5", "--call-timeout", "3"])
+    assert args.events == ["worker-stop", "stream-flood"] and str(args.models_dir) == "m" and args.keep
+    assert str(args.results_dir) == "r" and args.soak_seconds == 5 and args.call_timeout == 3
+    with pytest.raises(SystemExit):
+        parse_args(["--events", "worker-kill,reboot"])
