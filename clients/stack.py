@@ -264,22 +264,22 @@ class Stack:
         client_creds = self.credentials.channel_credentials(True) if self.credentials else None
         server_creds = self.credentials.channel_credentials(False) if self.credentials else None
 
+        # Everything starts at once (a gateway is NOT_SERVING until inference answers, Envoy
+        # routes only to gateways that pass its health checks), then each is waited for.
         inference = self.supervisor.add_command("inference", self.inference_command())
         say(f"starting inference on {HOST}:{c.inference_port} ({c.workers} workers)")
-        wait_healthy(f"{HOST}:{c.inference_port}", inference.process, "inference", 180, client_creds)
-
         gateways = []
         for index, port in enumerate(c.gateway_ports):
             name = "gateway" if c.replicas == 1 else f"gateway-{index + 1}"
             gateways.append(self.supervisor.add_command(name, self.gateway_command(index)))
             say(f"starting {name} on {HOST}:{port}")
+        self.edge = EdgeProcess(self.edge_config(), log_path=c.log_dir / "edge.log")
+        self.supervisor.add("edge", self.edge.spawn)
+        say(f"starting Envoy on {HOST}:{c.public_port} (access log {c.log_dir / 'edge-access.log'})")
+
+        wait_healthy(f"{HOST}:{c.inference_port}", inference.process, "inference", 180, client_creds)
         for gateway, port in zip(gateways, c.gateway_ports, strict=True):
             wait_healthy(f"{HOST}:{port}", gateway.process, gateway.name, 60, server_creds)
-
-        self.edge = EdgeProcess(self.edge_config(), log_path=c.log_dir / "edge.log")
-        edge = self.supervisor.add("edge", self.edge.spawn)
-        say(f"starting Envoy on {HOST}:{c.public_port} (access log {c.log_dir / 'edge-access.log'})")
-        self.edge.process = edge.process
         self.edge.wait_ready(timeout=60, healthy_gateways=c.replicas)
         say(f"ready: gateway {', '.join(f'{HOST}:{p}' for p in c.gateway_ports)}, "
             f"inference {HOST}:{c.inference_port}, metrics :{c.gateway_metrics_port} (gateway) "

@@ -52,6 +52,10 @@ def _config_from(args: argparse.Namespace, **overrides) -> EdgeConfig:
         num_retries=args.retries, **overrides)
 
 
+def _interrupt(signum, _frame):
+    raise KeyboardInterrupt  # unwinds into the `finally` that stops Envoy and removes its files
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m edge", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -82,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         edge = EdgeProcess(_config_from(args), log_path=args.log)
     except ValueError as exc:
         parser.error(str(exc))
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         edge.start()
         edge.wait_ready(timeout=60, healthy_gateways=0)
