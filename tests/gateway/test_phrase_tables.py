@@ -30,9 +30,9 @@ def test_default_tables_load_and_cover_every_code():
 
 
 def test_a_new_phrase_in_a_table_changes_the_output(tmp_path):
-    text = "요즘 스쿠버다이빙에 빠졌어요"
+    text = "요즘 플로깅에 빠졌어요"
     assert LocalVectorizer().features(text)[INTEREST] == 0
-    extra = write(tmp_path, "extra.toml", '[interest.fitness]\nstrong = ["스쿠버 다이빙"]\n')
+    extra = write(tmp_path, "extra.toml", '[interest.fitness]\nstrong = ["플로깅"]\n')
     widened = LocalVectorizer(load_tables([*tables.DEFAULT_FILES, extra]))
     assert widened.features(text)[INTEREST] == 2
     assert widened.features("scuba diving") == LocalVectorizer().features("scuba diving")  # nothing else moved

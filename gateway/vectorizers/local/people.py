@@ -141,12 +141,32 @@ def _negated_gift(text: str, hit: Hit, grammar: Mapping[str, Matcher]) -> bool:
     return grammar["gift_negation_before"].ending_at(text, hit.start, window=16) is not None
 
 
+SELF_GIFT_WINDOW = 16  # characters between "저한테"/"나를 위한" and the gift word it names
+
+
+def _gift_to_self(text: str, hit: Hit, grammar: Mapping[str, Matcher]) -> bool:
+    """"저한테 뭔가 선물하고 싶은데", "나를 위한 작은 선물": the speaker is the gift's recipient."""
+    if hit.group != "strong":
+        return False
+    start = max(0, hit.start - SELF_GIFT_WINDOW)
+    found = grammar["self_recipient"].search(text, start, hit.start)
+    return found is not None and not any(c in _SENTENCE_BREAKS for c in text[found.end:hit.start])
+
+
 def purpose_signals(text: str, purpose_hits: Sequence[Hit], people: Sequence[Person],
                     grammar: Mapping[str, Matcher]) -> list[Signal]:
     signals = []
+    # honorifics (-시-, 께서) speak of someone else; when everyone named only advises the
+    # speaker or shares the product ("엄마가 사라고 하시는데"), they speak of that person
+    only_advisors = any(p.role in (Role.ADVISOR, Role.COMPANION) for p in people) and not any(
+        p.role is Role.RECIPIENT and p.mention is not Mention.WORD for p in people)
     for hit in purpose_hits:
         if hit.key == "gift":
-            if not _negated_gift(text, hit, grammar):
+            if hit.group == "weak" and only_advisors:
+                continue
+            if _gift_to_self(text, hit, grammar):
+                signals.append(Signal(hit.start, Purpose.SELF, 3))  # "저한테 뭔가 선물하고 싶은데"
+            elif not _negated_gift(text, hit, grammar):
                 signals.append(Signal(hit.start, Purpose.GIFT, hit.strength))
         else:
             signals.append(Signal(hit.start, Purpose.SELF, hit.strength))
@@ -168,9 +188,11 @@ def decide_purpose(text: str, signals: Sequence[Signal], grammar: Mapping[str, M
         return Purpose.SELF if describes_self else Purpose.NOT_STATED
     corrections = grammar["correction"].hits(text)
     if corrections:
+        # what follows a correction decides when it names a purpose outright or someone else;
+        # a bare "I ..." after "actually it's in May" corrects a date, not who it is for
         after = [s for s in signals if s.position >= corrections[-1].end]
-        if after:
-            return max(after, key=lambda s: (s.strength, -s.position)).purpose
+        if any(s.strength >= 2 or s.purpose is Purpose.GIFT for s in after):
+            signals = after
     for strength in (3, 2):
         found = {s.purpose for s in signals if s.strength == strength}
         if found:

@@ -148,11 +148,20 @@ class LocalVectorizer:
         """The interest mentions that count: not negated; after a correction, the products
         named after it ("노트북을 사려고 ... 아니다 태블릿으로")."""
         kept = [h for h in self.tables.slots["interest"].hits(text, scripts) if not self._negated_interest(text, h)]
+        decided = [h for h in kept if h.group == "product" and self._decided_on(text, h)]
+        if decided:
+            return [decided[-1]]  # "처음엔 안마기 생각했는데 ... 카메라로 할게요", "I'll go with the camera"
         if correction_end is not None:
             later = [h for h in kept if h.start >= correction_end and h.group == "product"]
             if later:
                 return [later[-1]]  # the product settled on last
         return kept
+
+    def _decided_on(self, text: str, hit: Hit) -> bool:
+        """A product the customer settles on: "카메라로 할게요", "go with the camera"."""
+        if self.grammar["decision_after"].match_at(text, hit.end + (text[hit.end:hit.end + 1] == " ")):
+            return True
+        return self.grammar["decision_before"].ending_at(text, hit.start, window=20) is not None
 
     @staticmethod
     def _interest(kept: list[Hit]) -> int:
@@ -160,11 +169,16 @@ class LocalVectorizer:
             return 0
         products = [h for h in kept if h.group == "product"]
         scores: dict[int, int] = {}
+        uses: dict[int, int] = {}  # between products named equally often, the one the uses point to
         first: dict[int, int] = {}
         for hit in products or kept:
             scores[hit.value] = scores.get(hit.value, 0) + hit.strength
             first.setdefault(hit.value, hit.start)
-        return max(scores, key=lambda code: (scores[code], -first[code]))
+        if products:
+            for hit in kept:
+                if hit.group != "product" and hit.value in scores:
+                    uses[hit.value] = uses.get(hit.value, 0) + hit.strength
+        return max(scores, key=lambda code: (scores[code], uses.get(code, 0), -first[code]))
 
     def _season(self, text: str, scripts: tuple[bool, bool], number_tokens: list[numbers.Token]) -> int:
         named = [(h.start, h.value) for h in self.tables.slots["season"].hits(text, scripts)]
