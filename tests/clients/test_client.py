@@ -32,6 +32,7 @@ from clients.client import (
     RecommenderError,
     Unavailable,
     Unimplemented,
+    batch_request,
 )
 from recommender import schema
 from recommender.v1 import common_pb2, recommend_pb2, recommend_pb2_grpc
@@ -342,3 +343,33 @@ def test_server_name_is_the_tls_name_checked(tmp_path, monkeypatch):
                                max_attempts=1) as c:
             with pytest.raises(Unavailable):
                 c.recommend(CUSTOMER)
+
+
+def test_batch_requests_take_rows_flat_lists_and_arrays_and_check_their_shape():
+    rows = [CUSTOMER, (70, 2, 0, 10, 2, 4)]
+    expected = [float(v) for row in rows for v in row]
+    assert list(batch_request(rows).features) == expected
+    assert list(batch_request(expected).features) == expected
+    assert list(batch_request(np.asarray(rows, dtype=np.float32)).features) == expected
+    assert list(batch_request(texts=["a", "b"], top_k=2).texts) == ["a", "b"]
+    with pytest.raises(ValueError, match="row 1 has 5 values"):
+        batch_request([CUSTOMER, (1, 2, 3, 4, 5)])
+    with pytest.raises(ValueError, match="N\\*6"):
+        batch_request(expected[:-1])
+    with pytest.raises(ValueError):
+        batch_request(rows, texts=["a"])
+
+
+def test_batch_result_rows_behave_like_arrays_where_the_batch_job_needs_it():
+    reply = recommend_pb2.RecommendBatchResponse(
+        model_version=3, top_k=2, rows=2, product_ids=["earbuds", "laptop"], product_names=["Earbuds", "Laptop"],
+        product_names_ko=["이어폰", "노트북"], product_indices=[1, 0, -1, -1], scores=[0.75, 0.25, 0, 0],
+        features=[0.0] * 12, errors=[recommend_pb2.RowError(row=1, field="features[2]", message="budget ...")])
+    result = BatchResult.from_pb(reply, "rid")
+    assert result.scores.tolist() == [[0.75, 0.25], [0.0, 0.0]]
+    assert np.asarray(result.indices).shape == (2, 2) and np.asarray(result.features).shape == (2, 6)
+    assert result.product_ids(0) == ["laptop", "earbuds"] and result.product_ids(1) == []
+    assert [(i.rank, i.product_id, i.name_ko) for i in result.items(0)] == [(1, "laptop", "노트북"),
+                                                                           (2, "earbuds", "이어폰")]
+    assert result.errors == {1: "budget ..."} and result.error_fields == {1: "features[2]"}
+    assert result.request_id == "rid"
