@@ -107,7 +107,8 @@ def find_people(text: str, hits: Sequence[Hit], markers: SpeakerMarkers,
         if mention is not Mention.PRONOUN and markers.describes(hit.start):
             role = Role.SPEAKER
         elif mention is Mention.PERSON and (grammar["with_before"].ending_at(text, hit.start, window=10)
-                                            or grammar["with_after"].match_at(text, hit.end)):
+                                            or grammar["with_after"].match_at(text, hit.end)
+                                            or grammar["with_after"].match_at(text, hit.end + 1)):
             role = Role.COMPANION
         elif mention is Mention.PERSON and _advises(text, hit, grammar):
             role = Role.ADVISOR
