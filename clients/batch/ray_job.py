@@ -14,6 +14,7 @@ cores unless RAY_ADDRESS names a cluster.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -85,7 +86,8 @@ def start_ray(quiet: bool = True) -> dict:
 
     if ray.is_initialized():
         return {"address": "existing", "cpus": ray.cluster_resources().get("CPU", 0)}
-    level = logging.WARNING if quiet else logging.INFO
+    # Quiet: only Ray's errors (not its notes on token auth or disabled progress bars).
+    level = logging.ERROR if quiet else logging.INFO
     common = dict(logging_level=level, log_to_driver=not quiet, configure_logging=True)
     address = os.environ.get("RAY_ADDRESS")
     if address:
@@ -339,6 +341,9 @@ def _execute(source, output, *, fmt, mode, id_name, partition_rows, pending, csv
         ds = ds.map_batches(vectorize_texts, batch_size=None, batch_format="pyarrow", num_cpus=1,
                             zero_copy_batch=True)
     pool = actors or _default_actors(mode, cpus)
+    if spec.model_files is not None:
+        # Once in the object store for all actors (they fetch it by reference), not once per actor.
+        spec = dataclasses.replace(spec, model_files=ray.put(spec.model_files))
     ds = ds.map_batches(PartitionWriter, fn_constructor_args=(spec, output, top_k, job_key, rate_limit / pool),
                         batch_size=None,
                         batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=pool),
@@ -357,7 +362,8 @@ def _default_actors(mode: str, cpus: float) -> int:
     return max(1, int(cpus) // 4)
 
 
-def print_summary(summary: RayJobSummary, file=sys.stderr) -> None:
+def print_summary(summary: RayJobSummary, file=None) -> None:
+    file = file or sys.stderr  # looked up at call time (tests and callers may swap it)
     skipped = (f", {summary.skipped_partitions} of {summary.partitions} partitions already done"
                if summary.skipped_partitions else "")
     print(f"batch: {summary.rows_this_run:,} rows in {summary.seconds:.1f} s "

@@ -94,7 +94,7 @@ class ScorerSpec:
 
     kind: str  # "local" | "grpc"
     model_version: int
-    model_files: dict[str, bytes] | None = None  # local: relative path -> bytes of the version folder
+    model_files: object = None  # local: {relative path: bytes} of the version folder, or its ray.put reference
     backend: str = "auto"
     target: str | None = None  # grpc
     tls: bool = False
@@ -107,9 +107,14 @@ class LocalModelScorer:
     def __init__(self, spec: ScorerSpec):
         from inference.loader import load_version  # TensorFlow: in the actor process only
 
+        files = spec.model_files
+        if files is not None and not isinstance(files, dict):  # an object-store reference
+            import ray
+
+            files = ray.get(files)
         self.folder = tempfile.mkdtemp(prefix=f"batch-model-v{spec.model_version}-")
         try:
-            for relative, data in (spec.model_files or {}).items():
+            for relative, data in (files or {}).items():
                 path = os.path.join(self.folder, relative)
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 with open(path, "wb") as f:

@@ -184,16 +184,19 @@ def test_engine_flags_are_refused_with_the_other_engine(tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("where,fmt", [("local", "csv"), ("local", "parquet"), ("s3", "csv"), ("s3", "parquet")])
-def test_ray_job_equals_grpc_job(where, fmt, ray_local, inputs, reference, trained_models_dir, tmp_path,
-                                 monkeypatch, capsys):
+def test_ray_job_equals_grpc_job(where, fmt, ray_local, inputs, reference, trained_models_dir, inference_target,
+                                 tmp_path, monkeypatch, capsys):
     if where == "s3":
         out_uri = f"s3://jobs/out/{fmt}"
     else:
         out_uri = str(tmp_path / "out")
-    # The server's backend (auto: TFLite) except once, to see --backend reach the actors.
+    # Local files are scored by actors holding the model: with the server's backend (auto:
+    # TFLite), and once with another to see --backend reach them. The S3 runs are about I/O and
+    # score through the fleet (actors that skip TensorFlow's start-up keep the module short).
     backend = "function" if (where, fmt) == ("local", "parquet") else "auto"
+    scorer = {"scorer": "grpc", "target": inference_target} if where == "s3" else {"backend": backend}
     summary = run_ray_job(inputs[(where, fmt)], out_uri, id_column="customer_id", models_dir=str(trained_models_dir),
-                          partition_rows=PARTITION_ROWS, actors=1, progress=False, backend=backend)
+                          partition_rows=PARTITION_ROWS, actors=1, progress=False, **scorer)
     assert summary.rows_total == summary.rows_this_run == ROWS
     assert summary.error_rows == len(BAD_ROWS) and summary.model_version == 1
     if where == "s3":  # read back through boto3, as any other S3 user would
@@ -226,7 +229,8 @@ def test_ray_job_equals_grpc_job(where, fmt, ray_local, inputs, reference, train
     assert manifest["partitions"]["total"] == 8 and manifest["partitions"]["written_this_run"] == 8
     assert sum(f["rows"] for f in manifest["partitions"]["files"]) == ROWS
     assert manifest["timings"]["seconds"] > 0 and manifest["timings"]["finished_at"]
-    assert manifest["model"]["backends"] == (["function"] if backend == "function" else ["tflite"])
+    assert manifest["model"]["backends"] == (["grpc"] if where == "s3" else
+                                             ["function"] if backend == "function" else ["tflite"])
 
     # A rerun of a finished job writes nothing (no Ray work); on S3 through --s3-endpoint alone.
     args = ["--engine", "ray", "--input", inputs[(where, fmt)], "--output", out_uri, "--id-column", "customer_id",
@@ -359,3 +363,21 @@ def test_grpc_scorer_flags_reach_the_client(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "missing-ca.pem" in err and "t0k3n" not in err
+
+
+def test_ray_starts_locally_unless_ray_address_names_a_cluster(monkeypatch):
+    import ray
+
+    from clients.batch.ray_job import start_ray
+
+    calls = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 8.0})
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert start_ray() == {"address": "local", "cpus": 8.0}
+    assert calls[-1]["num_cpus"] == os.cpu_count() and calls[-1]["include_dashboard"] is False
+    assert "address" not in calls[-1]
+    monkeypatch.setenv("RAY_ADDRESS", "ray://head.example:10001")
+    assert start_ray()["address"] == "ray://head.example:10001"
+    assert calls[-1]["address"] == "ray://head.example:10001" and "num_cpus" not in calls[-1]
