@@ -20,13 +20,14 @@ from recommender import schema
 from recommender.text import detect_language, has_letters, normalize
 
 LABELLED = Path(__file__).resolve().parents[1] / "data" / "labelled"
-DEV = (LABELLED / "dev_existing.jsonl", LABELLED / "dev_new.jsonl")
-HELDOUT = LABELLED / "dev_heldout1.jsonl"  # consumed held-out set, merged into dev; heldout2 replaces it
-# (every slot, exact vector). Dev is tuned on (reached 0.995 exact). Held-out is where the rules
-# stand on unseen messages: reached every slot >= 0.943 (interest; purpose 0.962), exact 0.909 at
-# commit cb2cb62 (its last look); the bars sit two messages below because two later fixes
-# (honorifics, scale words after digits) were not measured on it. Issue 12's goal: 0.98 / 0.92.
-DEV_BARS = (0.99, 0.98)
+# dev_heldout1.jsonl is the first held-out set, consumed (scored) and then merged into dev
+DEV = (LABELLED / "dev_existing.jsonl", LABELLED / "dev_new.jsonl", LABELLED / "dev_heldout1.jsonl")
+HELDOUT = LABELLED / "heldout2.jsonl"
+# (every slot, exact vector). Dev is tuned on: 861 messages, every slot >= 0.994, exact 0.993.
+# Held-out (heldout2, never tuned on, only its aggregate read here): HELDOUT_FIGURES below were
+# measured once, after the last rule change of that round; the bars sit one message under them.
+# Issue 12's goal: every slot 0.98, exact 0.92.
+DEV_BARS = (0.99, 0.985)
 HELDOUT_BARS = (0.93, 0.89)
 
 AGE, GENDER, BUDGET, INTEREST, PURPOSE, SEASON = range(6)
@@ -191,6 +192,40 @@ def test_interest(text, interest):
 
 
 @pytest.mark.parametrize(
+    ("text", "interest"),
+    [
+        # by meaning, one or two per class of phrasing (verbs with their Korean conjugations and
+        # contractions, English -s/-ed/-ing forms, genres, artists, titles, tasks, symptoms)
+        ("I play bass in a band", 1), ("she's a huge Taylor Swift fan", 1), ("요즘 뉴진스에 빠졌어요", 1),
+        ("출퇴근길에 플리 들어요", 1), ("아빠가 유튜브 보시면서 기타 독학하세요", 1), ("she sang at her friend's wedding", 1),
+        ("주말마다 한강에서 뛰어요", 2), ("어제 하프 뛰었음", 2), ("he does muay thai", 2), ("he plays squash", 2),
+        ("smth for leg day", 2), ("산 타는 거 좋아하세요", 2),
+        ("기말고사 준비하느라 정신없어요", 3), ("grinding leetcode for interviews", 3), ("장부 정리하는 일 해요", 3),
+        ("일본어 배우고 있어요", 3), ("독서실에서 공부해요", 3), ("hello, I'm a college student", 0), ("직장인이에요", 0),
+        ("미드 정주행 중이에요", 4), ("캘리그라피 배워요", 4), ("she painted a mural", 4), ("I make tiktoks", 4),
+        ("로블록스 해요", 5), ("he's into roguelikes and soulslikes", 5), ("전략 시뮬 좋아함", 5),
+        ("tbh i'm always on my phone gaming lol", 5), ("need smth for my commute lol", 0),
+        ("I backpack through Southeast Asia every year", 6), ("사진 찍는 데 재미 붙였어요", 6), ("I shoot film", 6),
+        ("무협지 좋아하세요", 7), ("I'm into graphic novels", 7),
+        ("엄마가 손님 초대해서 음식 하시는 걸 좋아하세요", 8), ("음식 만드는 거 좋아해요", 8), ("she hosts brunch every weekend", 8),
+        ("유튜브로 요리 배워요", 8),  # the platform is the medium, cooking the hobby
+        ("머리가 길어서 말리는데 오래 걸려요", 9), ("my hair is long and takes forever to dry", 9), ("머리 빠져서 고민", 9),
+        ("몸이 찌뿌둥해서 풀어줄 게 필요해요", 10), ("I'm on my feet all day", 10), ("다리가 자주 부어요", 10),
+        ("새벽에 출근해서 피곤해요", 10), ("잠귀가 밝아요", 10), ("종아리가 땡겨요", 10),
+        # products: the one settled on wins; between products named alike, the one the uses point to
+        ("아버지 생신 선물 고민이에요. 처음엔 안마기 생각했는데 아버지가 요즘 사진 동호회 나가시더라고요. 카메라로 할게요!", 6),
+        ("I was thinking of a massager but let's go with the camera", 6),
+        ("작년엔 향수 줬거든요. 여자친구가 요즘 사진 찍는 데 재미 붙였어요. 카메라는 좀 비싸려나요?", 6),
+        # look-alikes of the new phrases say nothing
+        ("산타 할아버지 선물", 0), ("라면이 땡겨요", 0), ("색깔이 사진이랑 달라요", 0), ("it ran out of stock last time", 0),
+        ("미국에서도 쓸 수 있나요?", 0), ("불안해서 물어봐요", 0), ("근무 시간에 연락 가능해요?", 0), ("플리마켓에서 봤어요", 0),
+    ],
+)
+def test_interest_on_unseen_phrasings(text, interest):
+    assert slot(text, INTEREST) == interest
+
+
+@pytest.mark.parametrize(
     ("text", "purpose"),
     [
         ("엄마 선물", 2), ("a gift", 2), ("birthday present", 2), ("노트북 사주려구요", 2),
@@ -211,6 +246,14 @@ def test_interest(text, interest):
         ("she hikes every weekend", 2), ("what would you get for a 10 year old who likes minecraft?", 2),
         ("my partner says I should get a massager for my back", 1), ("엄마랑 같이 쓸 에어프라이어", 1),
         ("허리가 안 좋으셔서 건강에 좋은 걸로", 2), ("추천해 주셔서 감사해요, 제가 쓸 거예요", 1),  # honorifics: someone else
+        ("트로트 좋아하세요", 2), ("about 40k won, something small for a classmate", 2), ("짝꿍 생일 선물", 2),
+        # a gift to oneself, said apart ("저한테 ... 선물"); honorifics about an advisor; shared use
+        ("요즘 너무 피곤해서 저한테 뭔가 선물하고 싶은데", 1), ("나를 위한 작은 선물", 1),
+        ("제가 요리를 못하는데 엄마가 에어프라이어 사라고 하시는데 15만원 이하로 있을까요?", 1),
+        ("my girlfriend and I both game, something we can share", 1), ("with my wife on our trip, a camera for us", 1),
+        # a correction of something else (a date) does not turn a gift into own use
+        ("my brother is turning 21 in April, well, actually it's in early May, I always mix that up. He codes a lot", 2),
+        ("I commute two hours a day by train", 1),
     ],
 )
 def test_purpose(text, purpose):
@@ -227,7 +270,7 @@ def test_purpose(text, purpose):
         ("Lunar New Year", 4), ("발렌타인데이", 4), ("Valentine's Day", 4), ("겨울방학", 4), ("winter break", 4),
         ("어버이날", 1), ("Parents' Day", 1), ("어린이날", 1), ("Children's Day", 1), ("화이트데이", 1),
         ("White Day", 1), ("벚꽃", 1), ("여름휴가", 2), ("여름방학", 2), ("summer vacation", 2), ("추석", 3),
-        ("Chuseok", 3), ("시월에", 3), ("유월에", 2), ("can't fall asleep", 0), ("may I ask something", 0), ("3개월 할부", 0), ("돌봄", 0),
+        ("Chuseok", 3), ("시월에", 3), ("유월에", 2), ("설 선물로 할머니께", 4), ("아들 초딩인데 유튜브만 봄;;", 0), ("can't fall asleep", 0), ("may I ask something", 0), ("3개월 할부", 0), ("돌봄", 0),
         ("오늘", 0),
     ],
 )

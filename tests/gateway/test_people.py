@@ -58,6 +58,10 @@ def signal(position: int, purpose: Purpose, strength: int) -> people.Signal:
     ("a gift for my dad. actually it's for me", [signal(2, Purpose.GIFT, 2), signal(30, Purpose.SELF, 2)], False,
      Purpose.SELF),
     ("아빠 선물인데 아 아니 제가 쓸 거예요", [signal(3, Purpose.GIFT, 2), signal(13, Purpose.SELF, 2)], False, Purpose.SELF),
+    # ... when they state a purpose or name someone; a bare "I" after a corrected date does not
+    ("a gift for my brother, actually in may, i always mix it up", [signal(2, Purpose.GIFT, 2), signal(39, Purpose.SELF, 1)],
+     False, Purpose.GIFT),
+    ("for me, actually for my wife", [signal(0, Purpose.SELF, 2), signal(26, Purpose.GIFT, 1)], False, Purpose.GIFT),
 ])
 def test_decide_purpose(text, signals, describes_self, purpose):
     assert people.decide_purpose(text, signals, GRAMMAR, describes_self) is purpose
@@ -105,3 +109,18 @@ def test_purpose_basis_says_whether_purpose_was_stated(text, basis):
     vectorizer = LocalVectorizer(TABLES)
     assert vectorizer.read(text)[1] is basis
     assert vectorizer.vectorize(text).purpose_stated is (basis is not people.Basis.INFERRED)
+
+
+@pytest.mark.parametrize(("text", "purpose"), [
+    ("저한테 뭔가 선물하고 싶은데", Purpose.SELF),  # the speaker is the gift's recipient
+    ("나를 위한 작은 선물", Purpose.SELF),
+    ("저한테 추천해 주세요. 엄마 선물이에요", Purpose.GIFT),  # another sentence: not the gift's recipient
+    ("엄마가 에어프라이어 사라고 하시는데", Purpose.NOT_STATED),  # the honorific speaks of the advisor
+    ("엄마가 에어프라이어 좋아하셔서", Purpose.GIFT),
+])
+def test_purpose_from_signals(text, purpose):
+    norm = normalize(text)
+    markers = people.SpeakerMarkers(norm, GRAMMAR, (True, True))
+    mentions = people.find_people(norm, TABLES.slots["gender"].hits(norm), markers, GRAMMAR)
+    signals = people.purpose_signals(norm, TABLES.slots["purpose"].hits(norm), mentions, GRAMMAR)
+    assert people.decide_purpose(norm, signals, GRAMMAR, False) is purpose
