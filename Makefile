@@ -56,10 +56,14 @@ proto: $(VENV)/.installed
 	rm -f $(CLIENT_INSTALLED)
 	$(MAKE) --no-print-directory $(CLIENT_INSTALLED)
 
-# dist/recommender_client-<version>-py3-none-any.whl (and the sdist it is built from).
+# dist/recommender_client-<version>-py3-none-any.whl, built from its sdist (which proves the
+# sdist complete). CLIENT_DIST=<dir> writes elsewhere; CLIENT_BUILD_ARGS=--wheel skips the sdist
+# (half the time: tests/clients/test_client_wheel.py).
+CLIENT_DIST ?= dist
+CLIENT_BUILD_ARGS ?=
 client-wheel: $(VENV)/.installed
-	rm -f dist/recommender_client-*
-	$(PY) -m build --outdir dist $(CLIENT_DIR)
+	rm -f $(CLIENT_DIST)/recommender_client-*
+	$(PY) -m build $(CLIENT_BUILD_ARGS) --outdir $(CLIENT_DIST) $(CLIENT_DIR)
 
 train: setup
 	$(PY) -m trainer train --data $(DATA) --models-dir $(MODELS_DIR) --generate-if-missing

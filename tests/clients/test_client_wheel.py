@@ -1,5 +1,5 @@
-"""The recommender-client wheel as another team gets it: built with `python -m build` (the PEP 517
-backend generating the code, as `make client-wheel` does), installed alone into fresh virtualenvs on
+"""The recommender-client wheel as another team gets it: built by `make client-wheel` (the PEP 517
+backend generating the code), installed alone into fresh virtualenvs on
 Python 3.9 and 3.13 with the OLDEST grpcio / protobuf / googleapis-common-protos it declares, and
 used from those interpreters against a real gateway: recommend, batch, stream, chat, metadata,
 and a bad input whose field violation names features[2], with both the sync and the asyncio client.
@@ -71,7 +71,9 @@ def run(args: list[str], cwd: Path, timeout: float = 240) -> subprocess.Complete
 
 
 def build_wheel(out: Path) -> Path:
-    run([sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(CLIENT_DIR)], cwd=ROOT, timeout=300)
+    """`make client-wheel`, the promised way to get the wheel (the wheel only: each build step
+    installs grpcio-tools into a fresh isolated environment, and that is most of the time)."""
+    run(["make", "-s", "client-wheel", f"CLIENT_DIST={out}", "CLIENT_BUILD_ARGS=--wheel"], cwd=ROOT, timeout=300)
     wheels = list(out.glob("recommender_client-*-py3-none-any.whl"))
     assert len(wheels) == 1, wheels
     return wheels[0]
