@@ -14,9 +14,11 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import grpc
 import pytest
@@ -296,6 +298,12 @@ def test_zz_killing_the_stack_process_leaves_no_server(cluster):
     _wait_for(lambda: not any(processes_mentioning(m) for m in markers), 30,
               "every server gone after SIGKILL of the stack")
     _wait_for(lambda: all(port_is_free(p) for p in cluster.ports), 30, "every port free")
+    # the rendered Envoy config it could not remove goes when the next edge starts
+    from edge.runner import remove_orphaned_work_dirs
+
+    leftovers = list(Path(tempfile.gettempdir()).glob(f"edge-{cluster.stack.process.pid}-*"))
+    remove_orphaned_work_dirs()
+    assert not any(path.exists() for path in leftovers)
 
 
 def test_readme_names_the_cluster_conventions():
