@@ -214,8 +214,10 @@ class Stack:
 
     def inference_targets(self) -> str:
         if self.config.cluster:
-            # By name, as across hosts: the name is what the inference certificate is checked against.
-            return ",".join(f"localhost:{p}" for p in self.config.worker_ports)
+            # By name, as across hosts: dns:/// targets are resolved again while the gateway runs
+            # (hosts added behind the name join), and the name is what the inference
+            # certificate is checked against.
+            return ",".join(f"dns:///localhost:{p}" for p in self.config.worker_ports)
         return ",".join(f"{HOST}:{p}" for p in self.config.worker_ports)
 
     def gateway_command(self, index: int) -> list[str]:

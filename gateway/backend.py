@@ -14,6 +14,11 @@ call and they hang until the caller's deadline (issue 15: 0 successful calls for
     back once it answers SERVING; the gateway's own health is NOT_SERVING only when no
     address answers.
 
+Addresses are `host:port` (resolved once at start) or `dns:///name:port`: every IPv4 address
+the name resolves to becomes an address in rotation, and the name is resolved again every
+--dns-refresh-s, so inference hosts added behind the name are picked up and removed ones leave
+rotation (their channels close once their calls are done). TLS checks the name either way.
+
 Callers pass the time left on their own call as `timeout`; without one the call is bounded
 by --backend-timeout-s. Failures raise recommender.errors: the inference server's own answer
 (INVALID_ARGUMENT, NOT_FOUND...) passes through with its details; no address reachable is
@@ -50,31 +55,49 @@ MAX_TRIES = 3
 RETRY_BACKOFF_S = 0.02
 
 
+DNS_SCHEME = "dns:///"
+
+
 def parse_addresses(spec: str | Sequence[str]) -> list[str]:
-    """'h1:p1,h2:p2' (or a list of such strings) -> ['h1:p1', 'h2:p2'], each checked."""
+    """'h1:p1,dns:///name:p2' (or a list of such strings) -> ['h1:p1', 'dns:///name:p2'], each checked."""
     parts = spec.split(",") if isinstance(spec, str) else [p for s in spec for p in s.split(",")]
     addresses = [p.strip() for p in parts if p.strip()]
     if not addresses:
         raise ValueError("--inference needs at least one host:port address")
     for address in addresses:
-        host, sep, port = address.rpartition(":")
+        host, sep, port = address.removeprefix(DNS_SCHEME).rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"inference address {address!r} must be host:port, e.g. 127.0.0.1:8500")
+            raise ValueError(f"inference address {address!r} must be host:port or dns:///name:port, "
+                             "e.g. 127.0.0.1:8500")
     return addresses
 
 
-def resolve(address: str) -> str:
-    """host:port with the host resolved once to an IPv4 address (the fleet is static per
-    gateway process)."""
-    host, _, port = address.rpartition(":")
-    host = host.strip("[]")
+def split_target(address: str) -> tuple[str, int, bool]:
+    """'dns:///name:8501' -> ('name', 8501, True); 'h:8501' -> ('h', 8501, False)."""
+    dynamic = address.startswith(DNS_SCHEME)
+    host, _, port = address.removeprefix(DNS_SCHEME).rpartition(":")
+    return host.strip("[]"), int(port), dynamic
+
+
+def _ipv4(infos) -> list[str]:
+    return sorted({info[4][0] for info in infos if info[0] == socket.AF_INET})
+
+
+def resolve_all(host: str, port: int) -> list[str]:
+    """Every IPv4 address of `host` as 'ip:port' (a literal IPv4 address is itself)."""
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
-        ip = ipaddress.ip_address(socket.getaddrinfo(host, int(port), socket.AF_INET)[0][4][0])
+        return [f"{ip}:{port}" for ip in _ipv4(socket.getaddrinfo(host, port, socket.AF_INET))]
     if ip.version != 4:
-        raise ValueError(f"inference address {address!r}: only IPv4 addresses are supported")
-    return f"{ip}:{port}"
+        raise ValueError(f"inference address {host}:{port}: only IPv4 addresses are supported")
+    return [f"{ip}:{port}"]
+
+
+def resolve(address: str) -> str:
+    """host:port with the host resolved once to an IPv4 address."""
+    host, port, _ = split_target(address)
+    return resolve_all(host, port)[0]
 
 
 def channel_options() -> list[tuple[str, object]]:
@@ -125,11 +148,15 @@ class CallIdentity:
 
 
 class Address:
-    """One inference address: its channel, stubs and whether it is in rotation."""
+    """One inference address: its channel, stubs and whether it is in rotation. `target` is the
+    resolved ip:port; `server_name` the host as given (what its TLS certificate must name)."""
 
-    def __init__(self, address: str, settings: GatewaySettings):
+    def __init__(self, address: str, settings: GatewaySettings, target: str | None = None,
+                 server_name: str | None = None):
         self.address = address
-        self.channel = open_channel(resolve(address), settings, server_name=address.rpartition(":")[0].strip("[]"))
+        self.target = target or resolve(address)
+        self.server_name = server_name or split_target(address)[0]
+        self.channel = open_channel(self.target, settings, server_name=self.server_name)
         self.stub = recommend_pb2_grpc.RecommendServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
         self.metadata = metadata_pb2_grpc.MetadataServiceStub(self.channel)
@@ -154,10 +181,54 @@ class InferenceBackend:
     def __init__(self, settings: GatewaySettings):
         self.settings = settings
         self.addresses = parse_addresses(settings.inference)
-        self._pool = [Address(a, settings) for a in self.addresses]
+        self._pool: list[Address] = []
+        self._names = [split_target(a) for a in self.addresses if a.startswith(DNS_SCHEME)]
+        for address in self.addresses:
+            host, port, dynamic = split_target(address)
+            try:
+                targets = resolve_all(host, port)
+            except OSError as exc:  # a name not resolvable yet: picked up by a later refresh
+                if not dynamic:
+                    raise
+                log.warning("event=inference_name_unresolved name=%s:%d error=%r", host, port, str(exc))
+                targets = []
+            self._pool += [Address(self._label(address, t, dynamic), settings, t, host)
+                           for t in (targets if dynamic else targets[:1])]
+        self._resolved_at = time.monotonic()
         self.identity = CallIdentity(settings)
         self._next = 0
         self._watch: asyncio.Task | None = None
+
+    @staticmethod
+    def _label(address: str, target: str, dynamic: bool) -> str:
+        return f"{address}@{target}" if dynamic else address
+
+    async def refresh(self, force: bool = False) -> None:
+        """Resolve every dns:/// name again (at most every --dns-refresh-s): new addresses join
+        the rotation, addresses the name no longer has leave it."""
+        if not self._names or (not force and time.monotonic() - self._resolved_at < self.settings.dns_refresh_s):
+            return
+        self._resolved_at = time.monotonic()
+        loop = asyncio.get_running_loop()
+        for host, port, _ in self._names:
+            address = f"{DNS_SCHEME}{host}:{port}"
+            try:
+                infos = await loop.getaddrinfo(host, port, family=socket.AF_INET)
+            except OSError as exc:  # keep what we have: a DNS hiccup must not empty the pool
+                log.warning("event=inference_name_unresolved name=%s:%d error=%r", host, port, str(exc))
+                continue
+            wanted = {f"{ip}:{port}" for ip in _ipv4(infos)}
+            current = {a.target: a for a in self._pool if a.address.startswith(address + "@")}
+            for target in sorted(wanted - current.keys()):
+                self._pool.append(Address(self._label(address, target, True), self.settings, target, host))
+                log.info("event=inference_address_added name=%s:%d address=%s", host, port, target)
+            for target in current.keys() - wanted:
+                gone = current[target]
+                self._pool.remove(gone)
+                log.info("event=inference_address_removed name=%s:%d address=%s", host, port, target)
+                # Calls already on it finish (or time out) before its channel closes.
+                loop.call_later(self.settings.backend_timeout_s,
+                                lambda ch=gone.channel: loop.create_task(ch.close()))
 
     # ------------------------------------------------------------------ calls
 
@@ -186,16 +257,20 @@ class InferenceBackend:
         return self.settings.backend_timeout_s if timeout is None else max(timeout, 0.001)
 
     def _pick(self, tried: set[int]) -> Address:
-        """Next address in rotation not tried yet by this call; when none is in rotation, the
-        one ejected longest ago (health may lag, and failing without a try helps nobody)."""
+        """Next address in rotation not tried yet by this call (`tried` holds id()s); when none
+        is in rotation, the one ejected longest ago (health may lag, and failing without a try
+        helps nobody)."""
         count = len(self._pool)
+        if not count:
+            raise errors.Unavailable(f"no inference address: {','.join(self.addresses)} resolved to "
+                                     "no IPv4 address (yet)")
         for step in range(count):
             index = (self._next + step) % count
             address = self._pool[index]
-            if address.healthy and index not in tried:
+            if address.healthy and id(address) not in tried:
                 self._next = index + 1
                 return address
-        untried = [i for i in range(count) if i not in tried] or list(range(count))
+        untried = [i for i in range(count) if id(self._pool[i]) not in tried] or list(range(count))
         index = min(untried, key=lambda i: self._pool[i].ejected_at)
         self._next = index + 1
         return self._pool[index]
@@ -211,7 +286,7 @@ class InferenceBackend:
             if left <= 0.001:
                 break
             address = self._pick(tried)
-            tried.add(self._pool.index(address))
+            tried.add(id(address))
             try_timeout = min(left, try_budget)
             try:
                 stub, _, name = method.rpartition(".")
@@ -262,8 +337,10 @@ class InferenceBackend:
     # ------------------------------------------------------------------ health
 
     async def check(self, timeout: float = 1.0) -> bool:
-        """Check every address at once; True when some address answers SERVING."""
-        results = await asyncio.gather(*(self._check_one(a, timeout) for a in self._pool))
+        """Check every address at once (after resolving dns:/// names again when due); True when
+        some address answers SERVING."""
+        await self.refresh()
+        results = await asyncio.gather(*(self._check_one(a, timeout) for a in list(self._pool)))
         return any(results)
 
     async def _check_one(self, address: Address, timeout: float) -> bool:

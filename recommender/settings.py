@@ -258,8 +258,9 @@ class GatewaySettings(Settings):
     host: str = setting("127.0.0.1", env="GATEWAY_HOST", flag="--host",
                         help="address to listen on; 0.0.0.0 for all interfaces")
     inference: str = setting(f"127.0.0.1:{INFERENCE_PORT}", env="GATEWAY_INFERENCE", flag="--inference",
-                             help="inference server address(es) host:port[,host:port...], balanced "
-                                  "round-robin")
+                             help="inference server address(es) host:port or dns:///name:port "
+                                  "(every address of the name, resolved again every --dns-refresh-s), "
+                                  "comma-separated, balanced round-robin")
     vectorizer: str = setting("local", env="VECTORIZER", flag="--vectorizer",
                               help="how text becomes a vector")
     fallback: str = setting("local", env="GATEWAY_FALLBACK", flag="--fallback", choices=("local", "none"),
@@ -304,6 +305,9 @@ class GatewaySettings(Settings):
              "time is skipped and the call retried on another, within the caller's deadline)")
     health_interval_s: float = setting(1.0, env="GATEWAY_HEALTH_INTERVAL_S", flag="--health-interval-s",
                                        help="seconds between health checks of each inference worker")
+    dns_refresh_s: float = setting(10.0, env="GATEWAY_DNS_REFRESH_S", flag="--dns-refresh-s",
+                                   help="seconds between resolutions of dns:///name:port inference "
+                                        "targets (new hosts behind the name join the rotation)")
     # Limits of the gateway's own server.
     max_receive_bytes: int = _max_receive_bytes("GATEWAY")
     max_concurrent_rpcs: int = _max_concurrent_rpcs("GATEWAY", 2048)

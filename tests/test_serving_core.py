@@ -47,7 +47,7 @@ GATEWAY_FLAGS = {
     "--threads": ("3", "threads", 3), "--coalesce-in-flight": ("0", "coalesce_in_flight", 0),
     "--grace": ("1.5", "grace_s", 1.5), "--backend-timeout-s": ("7", "backend_timeout_s", 7.0),
     "--backend-try-timeout-s": ("0.3", "backend_try_timeout_s", 0.3),
-    "--health-interval-s": ("0.2", "health_interval_s", 0.2),
+    "--health-interval-s": ("0.2", "health_interval_s", 0.2), "--dns-refresh-s": ("5", "dns_refresh_s", 5.0),
     "--max-receive-bytes": ("1000", "max_receive_bytes", 1000),
     "--max-concurrent-rpcs": ("10", "max_concurrent_rpcs", 10), "--max-streams": ("3", "max_streams", 3),
     "--stream-idle-timeout-s": ("2", "stream_idle_timeout_s", 2.0),

@@ -35,7 +35,7 @@ def test_cluster_from_the_environment(monkeypatch, tmp_path):
     assert _flag(inference, "--tokens-file") == str(tmp_path / "tokens_file")
     gateway = stack.gateway_command(2)
     assert _flag(gateway, "--port") == "7002" and _flag(gateway, "--metrics-port") == "7103"
-    assert _flag(gateway, "--inference") == "localhost:7501,localhost:7502"
+    assert _flag(gateway, "--inference") == "dns:///localhost:7501,dns:///localhost:7502"
     assert _flag(gateway, "--inference-cert") == str(tmp_path / "client_cert")
     assert _flag(gateway, "--inference-token-file") == str(tmp_path / "gateway_token")
     assert "--tls-client-ca" not in gateway  # callers reach gateways with tokens, not certificates
