@@ -9,9 +9,13 @@ corrections). This module puts the slots together:
   purpose word and no one else named, the contract's own-use rule: the speaker's age, gender,
   use, hobby, body or situation means own use; only greetings and bare product, price or stock
   questions ("best earbuds for podcasts?") stay 0;
-- interest: a named product type decides; otherwise uses and hobbies score by strength (strong 2,
-  weak 1), the best total wins and ties go to the first mentioned; negated mentions ("게임 말고",
-  "not into games") are dropped; after a correction the product settled on last wins;
+- interest: a named product type decides (the one settled on, "카메라로 할게요", wins over others;
+  between products named alike, the one the uses point to); otherwise uses and hobbies score by
+  strength (strong 2, weak 1), the best total wins and ties go to the first mentioned; negated
+  mentions ("게임 말고", "not into games") are dropped; after a correction the product settled on
+  last wins;
+- how purpose was decided (people.Basis): stated outright or only inferred from a self-description;
+  the chat switches an earlier purpose only on a stated one (VectorizeResult.purpose_stated);
 - budget: the largest amount named (a range's upper end), or the last one after a correction;
 - season: the first season word, occasion or month named. Never the clock.
 """
