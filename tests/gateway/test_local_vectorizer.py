@@ -212,6 +212,11 @@ def test_interest(text, interest):
         ("머리가 길어서 말리는데 오래 걸려요", 9), ("my hair is long and takes forever to dry", 9), ("머리 빠져서 고민", 9),
         ("몸이 찌뿌둥해서 풀어줄 게 필요해요", 10), ("I'm on my feet all day", 10), ("다리가 자주 부어요", 10),
         ("새벽에 출근해서 피곤해요", 10), ("잠귀가 밝아요", 10), ("종아리가 땡겨요", 10),
+        # occupations, Korean loanwords, idioms and slang
+        ("셰프예요", 8), ("포토그래퍼로 일해요", 6), ("프로그래머예요", 3), ("워크아웃 루틴 짜는 중", 2), ("I'm a librarian", 7),
+        ("we hit the slopes every winter", 2), ("I toss and turn all night", 10), ("time to hit the books", 3),
+        ("I love throwing parties at my place", 8), ("벼락치기 중", 3), ("먹방 보는 거 좋아해요", 4), ("혼행 좋아해요", 6),
+        ("오피스텔 살아요", 0), ("리뷰 댓글 쓰면 할인돼요?", 0), ("요즘 뜨개질 해요", 0),
         # products: the one settled on wins; between products named alike, the one the uses point to
         ("아버지 생신 선물 고민이에요. 처음엔 안마기 생각했는데 아버지가 요즘 사진 동호회 나가시더라고요. 카메라로 할게요!", 6),
         ("I was thinking of a massager but let's go with the camera", 6),
@@ -253,7 +258,7 @@ def test_interest_on_unseen_phrasings(text, interest):
         ("my girlfriend and I both game, something we can share", 1), ("with my wife on our trip, a camera for us", 1),
         # a correction of something else (a date) does not turn a gift into own use
         ("my brother is turning 21 in April, well, actually it's in early May, I always mix that up. He codes a lot", 2),
-        ("I commute two hours a day by train", 1),
+        ("I commute two hours a day by train", 1), ("집에서 커피 내려 마셔요", 1), ("I take the kids camping", 1),
     ],
 )
 def test_purpose(text, purpose):
