@@ -53,6 +53,9 @@ TRY_SECONDS_PER_ROW = 1e-4
 # A call stops retrying after this many tries (or when the caller's deadline is near).
 MAX_TRIES = 3
 RETRY_BACKOFF_S = 0.02
+# The status grpc-python's client reports when its write to a stream the server already ended
+# fails (grpc/aio/_call.py: set_internal_error); the server's real status is lost.
+LOST_STREAM_STATUS = "Internal error from Core"
 
 
 DNS_SCHEME = "dns:///"
@@ -332,6 +335,13 @@ class InferenceBackend:
         if exc.code() == grpc.StatusCode.UNAVAILABLE:
             return errors.Unavailable(
                 f"inference server unavailable at {','.join(self.addresses)}: {exc.details()}")
+        if exc.code() == grpc.StatusCode.INTERNAL and exc.details() == LOST_STREAM_STATUS:
+            # Not inference's answer: grpc-python's client says this, whatever the server sent,
+            # when the server ended the stream while we were writing to it (inference's stream
+            # limit refusing it, under a stream flood: make soak). Retryable, not a bug.
+            return errors.Unavailable(
+                "the inference server ended the stream before taking its messages (e.g. its stream "
+                "limit was reached); retry the stream")
         return errors.BackendError.from_rpc_error(exc)
 
     # ------------------------------------------------------------------ health
