@@ -150,6 +150,8 @@ MB = 2**20
      ["10.2 s of errors (budget 1 s)"]),
     (report.Row("worker-stop", "stop", stats(failed={"INTERNAL": 1}), 1.0), ["load calls ended INTERNAL x1"]),
     (report.Row("soak c64 text", "soak", stats(failed={"UNAVAILABLE": 1}), None), ["1 failed calls (budget 0)"]),
+    (report.Row("stream-flood", "flood", stats(failed={"CANCELLED": 3}), 1.0, probes={"held ANSWERED": 1}),
+     ["3 failed calls (budget 0)"]),
 ])
 def test_budgets_of_calls(row, misses):
     assert report.budget_misses(row) == misses
@@ -219,8 +221,10 @@ def test_lost_stream_statuses_are_taken_from_the_servers_access_log():
     assert server == {"soak-ab-burst0-1": "RESOURCE_EXHAUSTED", "soak-ab-held-7": "CANCELLED"}
     codes = Counter({"burst INTERNAL": 2, "burst RESOURCE_EXHAUSTED": 5, "held INTERNAL": 1})
     assert floods.resolve_lost(codes, lost, server) == 2
-    # the one the server has no line for stays INTERNAL, and is a miss
-    assert codes == {"burst INTERNAL": 1, "burst RESOURCE_EXHAUSTED": 6, "held CANCELLED": 1}
+    # the one the server has no line for never reached its code: LOST, not INTERNAL
+    assert codes == {"burst LOST": 1, "burst RESOURCE_EXHAUSTED": 6, "held CANCELLED": 1}
+    row = report.Row("stream-flood", "flood", stats(), 1.0, {}, {}, [], dict(codes) | {"burst INTERNAL": 1})
+    assert report.budget_misses(row) == ["flood calls ended burst INTERNAL x1"]
 
 
 def test_command_line_defaults_and_event_subset():

@@ -250,7 +250,7 @@ class Events:
                 result.notes.append(
                     f"{len(lost):,} calls read '{floods.CLIENT_CORE_INTERNAL}' in the client (grpc-python, when a "
                     f"server ends a stream still being written); {resolved:,} of them found in gateway-1's "
-                    "access log, counted with the code it logged")
+                    f"access log, counted with the code it logged, {len(lost) - resolved:,} not (LOST)")
             result.probes.update(codes)
             result.note_unexpected(details)
             return recovery

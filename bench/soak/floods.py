@@ -7,7 +7,7 @@ first details seen for each of them.
   limit is 8 MiB and must refuse them from the length prefix, RESOURCE_EXHAUSTED, before
   reading them into memory);
 - stream flood: `held` RecommendStreams opened over several connections that each send one
-  message and never half-close (the server keeps at most --max-streams of them and must refuse
+  message (once the server did not refuse the stream within REFUSAL_WAIT_S) and never half-close (the server keeps at most --max-streams of them and must refuse
   the rest), then `bursts` x `burst` new streams (one message, half-closed) while those are held.
 """
 
@@ -23,7 +23,9 @@ import grpc
 RECOMMEND_BATCH = "/recommender.v1.RecommendService/RecommendBatch"
 RECOMMEND_STREAM = "/recommender.v1.RecommendService/RecommendStream"
 FLOOD_MESSAGE_BYTES = int(63.9 * 1024 * 1024)
+REFUSAL_WAIT_S = 1.0  # how long a held stream waits for a refusal before its first message
 ANSWERED = "ANSWERED"  # a held stream that got its first answer and stayed open
+LOST = "LOST"  # status lost in the client and no access-log line: grpc ended it before our code
 NO_ANSWER = "NO_ANSWER"  # a held stream with neither an answer nor an error before the deadline
 # What grpc-python's aio client reports, whatever the server sent, when a server ends a stream
 # while the client is still writing to it (its send fails and overwrites the status: grpc/aio
@@ -128,26 +130,35 @@ async def _stream_flood(target: str, credentials, metadata, held: int, connectio
         return exc.code().name
     request = small_stream_request()
     channels = [_channel(target, credentials, i) for i in range(connections)]
-    release = asyncio.Event()
     try:
         methods = [c.stream_stream(RECOMMEND_STREAM, request_serializer=None, response_deserializer=None)
                    for c in channels]
 
-        async def never_half_close():
-            yield request
-            await release.wait()  # the stream stays open, silent, until the flood ends
-
         async def hold(i: int) -> str:
-            call = methods[i % connections](never_half_close(), metadata=tagged("held", i))
+            # Reader/writer style: the first message is written only to a stream the server
+            # did not refuse at once (a write racing the refusal loses the status in the
+            # client, see CLIENT_CORE_INTERNAL); never half-closed.
+            call = methods[i % connections](metadata=tagged("held", i))
+            held_calls.append(call)
             try:
-                await asyncio.wait_for(call.read(), answer_wait_s)
-                return ANSWERED
+                try:
+                    await asyncio.wait_for(asyncio.shield(call.initial_metadata()), REFUSAL_WAIT_S)
+                except TimeoutError:
+                    pass
+                if not call.done():
+                    await call.write(request)
+                    await asyncio.wait_for(call.read(), answer_wait_s)
+                    return ANSWERED
             except grpc.aio.AioRpcError as exc:
                 return outcome("held", i, exc)
             except TimeoutError:
                 return NO_ANSWER
-            finally:
-                held_calls.append(call)
+            except asyncio.InvalidStateError:  # ended between the check and the write
+                pass
+            code, text = await call.code(), await call.details()
+            if code != grpc.StatusCode.OK:
+                details.setdefault(f"held {code.name}", text or "")
+            return code.name
 
         async def one_shot(group: str, i: int) -> str:
             async def requests():
@@ -171,7 +182,6 @@ async def _stream_flood(target: str, credentials, metadata, held: int, connectio
         for call in held_calls:
             call.cancel()
     finally:
-        release.set()
         for channel in channels:
             await channel.close()
     return codes
@@ -191,17 +201,15 @@ def stream_flood(target: str, credentials: grpc.ChannelCredentials, metadata: tu
 
 def resolve_lost(codes: Counter, lost: dict[str, str], server: dict[str, str]) -> int:
     """Replace each lost status (counted as "<group> INTERNAL") by the code the server logged
-    for that request id; ones the server has no line for stay INTERNAL. Returns how many were
-    resolved."""
+    for that request id; one the server has no line for never reached its code (grpc ended it
+    first) and becomes "<group> LOST". Returns how many were found in the log."""
     resolved = 0
     for request_id, group in lost.items():
         code = server.get(request_id)
-        if code is None:
-            continue
         kind = "held" if group == "held" else "burst"
         codes[f"{kind} INTERNAL"] -= 1
-        codes[f"{kind} {code}"] += 1
-        resolved += 1
+        codes[f"{kind} {code or LOST}"] += 1
+        resolved += code is not None
     for key in [k for k, n in codes.items() if n <= 0]:
         del codes[key]
     return resolved
