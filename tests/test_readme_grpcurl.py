@@ -65,7 +65,8 @@ def grpcurl_binary() -> str:
 def test_readme_has_grpcurl_examples_for_every_service():
     joined = "\n".join(readme_commands())
     for method in ("VectorizeService/Vectorize", "RecommendService/Recommend",
-                   "RecommendService/RecommendBatch", "ChatService/Chat", "Health/Check"):
+                   "RecommendService/RecommendBatch", "ChatService/Chat", "Health/Check",
+                   "MetadataService/GetMetadata"):
         assert method in joined
 
 
@@ -121,5 +122,9 @@ def test_readme_grpcurl_command_works(servers, command):
         assert reply.get("product_ids")
     elif method.endswith("/Chat"):
         assert reply["reply"] and reply["state"]["turn"] >= 1
+    elif method.endswith("/GetMetadata"):
+        assert reply["schema_version"] and reply["default_version"] == "1"  # int64: a JSON string
+        assert [p["product_id"] for p in reply["catalog"]][:2] == ["earbuds", "smartwatch"]
+        assert any(v["state"] == "MODEL_VERSION_STATE_AVAILABLE" for v in reply["versions"])
     else:
         pytest.fail(f"no check for {method}: add one")
