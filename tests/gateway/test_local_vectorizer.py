@@ -24,11 +24,12 @@ LABELLED = Path(__file__).resolve().parents[1] / "data" / "labelled"
 DEV = (LABELLED / "dev_existing.jsonl", LABELLED / "dev_new.jsonl", LABELLED / "dev_heldout1.jsonl")
 HELDOUT = LABELLED / "heldout2.jsonl"
 # (every slot, exact vector). Dev is tuned on: 861 messages, every slot >= 0.994, exact 0.993.
-# Held-out (heldout2, never tuned on, only its aggregate read here): HELDOUT_FIGURES below were
-# measured once, after the last rule change of that round; the bars sit one message under them.
-# Issue 12's goal: every slot 0.98, exact 0.92.
+# Held-out (heldout2, 321 messages, never tuned on, only its aggregate read here): measured once,
+# at commit 5dce6e5 after the last rule change of that round: age 0.997, gender 0.994, budget 0.997,
+# interest 0.969, purpose 0.972, season 1.000, exact 0.938. The bars sit one message under the
+# lowest slot and under exact. Issue 12's goal: every slot 0.98, exact 0.92.
 DEV_BARS = (0.99, 0.985)
-HELDOUT_BARS = (0.93, 0.89)
+HELDOUT_BARS = (0.965, 0.93)
 
 AGE, GENDER, BUDGET, INTEREST, PURPOSE, SEASON = range(6)
 
