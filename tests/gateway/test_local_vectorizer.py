@@ -231,6 +231,46 @@ def test_interest_on_unseen_phrasings(text, interest):
     assert slot(text, INTEREST) == interest
 
 
+# Shop talk that names no use or hobby: the probe every phrase-table addition is checked against
+# (delivery, payment, stock, returns, greetings, people, ages and budgets alone, look-alikes).
+NON_INTEREST = [
+    '안녕하세요', 'hello there', '뭐가 제일 잘 나가요?', "what's popular right now?", 'got anything under 100k?', '제일 싼 게 뭐예요?',
+    '배송 얼마나 걸려요?', 'how long does shipping take?', '환불 되나요?', 'can I pay in installments?', "I'll think about it",
+    'thanks for the help', '음 잘 모르겠어요', '그냥 둘러보는 중이에요', 'just browsing', '재고 있어요?', 'is this in stock?', '30만원 이하',
+    '엄마 선물', 'a gift for my dad', "for my wife's birthday", '생일 선물이요', '직장인이에요', "I'm a college student", '대학생이에요',
+    '고등학생 딸', '30대 남자', "I'm 31", "she's 62", 'turning 66', '아빠 환갑 선물', '크리스마스 선물', '추석 선물', '내일까지 받을 수 있어요?',
+    '포장 되나요?', '색상은 뭐 있어요?', 'what colors does it come in?', 'is there a warranty?', 'I want something nice',
+    '뭔가 괜찮은 거', '좋은 거 추천해 주세요', '퇴근하고 들를게요', "i'll come by after work", '회사 동료 선물', '선생님 선물 드리려고요',
+    'a present for my teacher', 'my friend is moving abroad, farewell gift', '결혼 선물이에요', 'wedding gift for a couple',
+    '우리 애 돌 선물', '조카 졸업 선물', 'second thought, cheaper', 'can you compare the top two?', '둘 중에 뭐가 나아요?', '가격 비교해 주세요',
+    '다시 처음부터', 'start over', "I don't know what she likes", '뭘 좋아하는지 모르겠어요', '아무거나 괜찮아요', '마음에 들어요', "I'll take it",
+    '그걸로 할게요', '오늘 주문하면 언제 와요?', '문의드립니다', 'I want it delivered by friday', 'my budget is tight',
+    'does it come with a case?', 'is the battery good?', '어떤 색이 예뻐요?', '가볍고 튼튼한 거', '선물 포장 되나요', '30만 보다 싼 거',
+    '리뷰 좋은 걸로', '고객 리뷰 좋은 걸로', '세일하나요?', '무료 배송?', 'the store near my house', 'can you ship to busan?',
+    "I'm in a hurry", '반품하고 싶어요', '예쁜 거면 좋겠어요', '가성비 좋은 거', 'something durable', 'something light',
+    "what's new this month?", '말씀 감사해요', '설명 좀 해 주세요', '배터리 오래 가요?', '무게가 얼마나 돼요?', '사이즈 어때요?', 'how heavy is it?',
+    'is it waterproof?', '그거 좋네요 ㅎㅎ', '두 개 사면 할인돼요?', '카드 결제 되나요', 'i need it asap', 'need it by next week',
+    '아직 고민 중이에요', '다른 거 보여 주세요', 'show me something else', 'too expensive', '너무 비싸요', '조금 더 싼 거', '최신 모델이요',
+    'the newest model', 'brand new one please', "I don't have much money", '돈이 별로 없어요', '여자친구가 좋아할 만한 거', '남편이 좋아할 거',
+    'what would my dad like?', '배송 언제 시작돼요?', '주문 취소할게요', '미국에서도 쓸 수 있나요?', '긴장되네요 ㅎㅎ 처음 사 봐서', '불안해서 물어봐요',
+    '결제할 때 할인 코드 있어요?', '영수증 발행 되나요', '정산은 어떻게 해요', '발표 나기 전에 살까요', '사업자 번호로 살 수 있어요?', '번역기 돌린 것처럼 이상하네요',
+    'it ran out of stock last time', "I'm running late, quick question", 'can I pick it up in store?',
+    'the box was damaged', "is it a new model or last year's?", 'does it come in black?',
+    "what's the warranty period?", '회사 근처 매장 있어요?', '근무 시간에 연락 가능해요?', '스냅 단추 있는 케이스 있나요', '가격이 부담돼요', '리뷰 보고 왔어요',
+    '친구 추천으로 왔어요', '지난번에 산 거 좋았어요', '이거 정품 맞죠?', '색깔이 사진이랑 달라요', '반품 절차 알려 주세요', 'how do I track my order?',
+    "my order hasn't arrived", 'can you gift wrap it?', 'I want to return this', 'is there free shipping?',
+    "I'll buy it tomorrow", 'what payment methods do you accept?', '학습지 말고', '이거 교환 돼요?', '시간 내서 다시 올게요',
+    "ok thanks, I'll check it out", '오케이 알겠어요', '그럼 그걸로 주세요', '혹시 쿠폰 있어요?', '몇 시까지 영업해요?',
+    'the last one I bought broke', 'I ordered the wrong color', 'is this the lightest one?', '구성품 뭐 있어요?',
+    '설명서 한국어예요?',
+]
+
+
+@pytest.mark.parametrize("text", NON_INTEREST)
+def test_shop_talk_names_no_interest(text):
+    assert slot(text, INTEREST) == 0
+
+
 @pytest.mark.parametrize(
     ("text", "purpose"),
     [
