@@ -240,3 +240,18 @@ def test_command_line_defaults_and_event_subset():
     assert str(args.results_dir) == "r" and args.soak_seconds == 5 and args.call_timeout == 3
     with pytest.raises(SystemExit):
         parse_args(["--events", "worker-kill,reboot"])
+
+
+def test_ports_of_the_stack_and_a_bound_port_is_not_free():
+    import socket
+
+    from bench.soak.stack import Ports, port_is_free
+
+    ports = Ports(inference=20000, gateway=20010, public=20020, admin=20021, metrics=20022, gateway_metrics=20030)
+    assert ports.all() == [20000, 20001, 20002, 20010, 20011, 20020, 20021]
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert not port_is_free(port)
+    assert port_is_free(port)

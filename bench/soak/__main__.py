@@ -127,8 +127,7 @@ def run_phase2(stack: SoakStack, args, requests) -> list[report.Row]:
     for result in [baseline, *events.results]:
         stats = window_stats(records, result.started, result.ended)
         notes = list(result.notes)
-        if result.kind == "soak":
-            notes.insert(0, f"{stats.rps:.0f} calls/s, p50 {stats.p50_ms:.0f} ms, p99 {stats.p99_ms:.0f} ms")
+        notes.insert(0, f"{stats.rps:.0f} calls/s, p50 {stats.p50_ms:.0f} ms, p99 {stats.p99_ms:.0f} ms")
         if result.version is not None:
             notes.insert(0, f"version {result.version}")
             if result.name == "new-version":
@@ -176,17 +175,20 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         signal.alarm(0)
         say("stopping the cluster")
-        stack.stop()
+        run["left_behind"] = stack.stop()
         stack.cleanup()
     run["seconds"] = round(time.monotonic() - started, 1)
     run["load_average_at_end"] = round(os.getloadavg()[0], 1)
-    passed = report.evaluate(rows) and "aborted" not in run
+    passed = report.evaluate(rows) and "aborted" not in run and not run["left_behind"]
     table = report.render_markdown(rows)
     heading = (f"## make soak {stamp} (commit {run['commit']}, {run['seconds']:.0f} s, load average "
                f"{run['load_average_at_start']} → {run['load_average_at_end']} on {run['cpus']} CPUs)")
     verdict = "all budgets met" if passed else "BUDGET MISSED: " + "; ".join(
         f"{row.event}: {', '.join(row.misses)}" for row in rows if row.misses) + (
-        f"; aborted: {run['aborted']}" if "aborted" in run else "")
+        f"; aborted: {run['aborted']}" if "aborted" in run else "") + (
+        f"; left behind after stopping: {'; '.join(run['left_behind'])}" if run["left_behind"] else "")
+    if passed:
+        verdict += "; stopping left nothing behind (processes, ports, Envoy's folder)"
     markdown = f"{heading}\n\n{table}\n\n{verdict}"
     print(markdown, flush=True)
     md_path, json_path = report.write_results(args.results_dir, stamp, markdown, rows, run)

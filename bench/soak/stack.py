@@ -60,6 +60,18 @@ def free_port_block(count: int, attempts: int = 50) -> int:
     raise RuntimeError(f"no block of {count} free ports on {HOST}")
 
 
+def port_is_free(port: int) -> bool:
+    """True when a server could listen on `port` (SO_REUSEADDR, as servers bind: connections
+    in TIME_WAIT do not count)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
 @dataclass
 class Ports:
     inference: int
@@ -79,6 +91,10 @@ class Ports:
 
     def worker(self, index: int) -> int:
         return settings.worker_port(self.inference, index)
+
+    def all(self) -> list[int]:
+        return [self.inference, *(self.worker(i) for i in range(self.workers)),
+                *(self.gateway_replica(i) for i in range(self.replicas)), self.public, self.admin]
 
     def gateway_replica(self, index: int) -> int:
         return self.gateway + index
@@ -190,11 +206,15 @@ class SoakStack:
     def remember(self, processes: ProcessMap) -> None:
         self.seen_pids.update(processes.pids.values())
 
-    def stop(self) -> None:
-        """SIGTERM the stack (it stops its servers), SIGKILL whatever of ours is left."""
+    def stop(self) -> list[str]:
+        """SIGTERM the stack (it stops its servers); returns what it left behind (issue 15's
+        supervision: a server still running, a port still bound, Envoy's temporary folder), each
+        of which is then removed (SIGKILL, rmtree)."""
         for pid in self.stopped_pids:
             resume(pid)
+        leftovers: list[str] = []
         if self.process is not None:
+            stack_pid = self.process.pid
             try:
                 self.remember(self.processes())
             except OSError:
@@ -204,26 +224,45 @@ class SoakStack:
                 try:
                     self.process.wait(40)
                 except subprocess.TimeoutExpired:
+                    leftovers.append("the stack did not stop within 40 s of SIGTERM")
                     self.process.kill()
                     self.process.wait()
-            # Each server went with the stack (PR_SET_PDEATHSIG); anything still alive that we
-            # saw as one of its processes (same pid, a command line naming our folder or the
-            # stack's Envoy folder) goes now.
-            markers = (str(self.work).encode(), f"edge-{self.process.pid}-".encode())
-            for pid in self.seen_pids:
+            markers = (str(self.work).encode(), f"edge-{stack_pid}-".encode())
+            alive = self._alive(markers)
+            deadline = time.monotonic() + 5.0  # PR_SET_PDEATHSIG's SIGTERM takes a moment
+            while alive and time.monotonic() < deadline:
+                time.sleep(0.2)
+                alive = self._alive(markers)
+            for pid, args in alive.items():
+                leftovers.append(f"pid {pid} still running: {args[:120]}")
                 try:
-                    args = (Path("/proc") / str(pid) / "cmdline").read_bytes()
-                except OSError:
-                    continue
-                if any(marker in args for marker in markers):
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            busy = [p for p in self.ports.all() if not port_is_free(p)]
+            if busy:
+                leftovers.append(f"ports still bound: {', '.join(map(str, busy))}")
+            for folder in Path(tempfile.gettempdir()).glob(f"edge-{stack_pid}-*"):
+                leftovers.append(f"Envoy's folder {folder} left behind")
+                shutil.rmtree(folder, ignore_errors=True)
             self.process = None
         if self._output is not None:
             self._output.close()
             self._output = None
+        return leftovers
+
+    def _alive(self, markers: tuple[bytes, ...]) -> dict[int, str]:
+        """Processes we saw under the stack that still run (same pid, a command line naming
+        our folder or the stack's Envoy folder: never someone else's reused pid)."""
+        alive = {}
+        for pid in self.seen_pids:
+            try:
+                raw = (Path("/proc") / str(pid) / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if any(marker in raw for marker in markers):
+                alive[pid] = raw.replace(b"\0", b" ").decode(errors="replace")
+        return alive
 
     def cleanup(self) -> None:
         if not self.keep:
