@@ -331,6 +331,9 @@ def _execute(source, output, *, fmt, mode, id_name, partition_rows, pending, csv
     context.enable_progress_bars = progress
     context.enable_operator_progress_bars = progress
     context.print_on_execution_start = False
+    # Plain tqdm bars drawn by this process (Ray's own tqdm relays them through worker logs,
+    # which a quiet driver does not show).
+    context.use_ray_tqdm = False
     datasource = PartitionedInput(source, fmt=fmt, mode=mode, id_column=id_name, partition_rows=partition_rows,
                                   pending=pending, total_rows=total_rows, csv_index=csv_index)
     # Reads are mostly I/O: a fraction of a CPU each, so they never wait for the actors' CPUs.
