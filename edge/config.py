@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import mimetypes
 import string
+import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,17 +132,21 @@ def build_descriptor_set(out: Path, protos_dir: Path = PROTOS_DIR) -> list[str]:
     `out` (what grpc_json_transcoder reads). Returns the API's service names found in it."""
     import grpc_tools
     from google.protobuf import descriptor_pb2
-    from grpc_tools import protoc
 
     protos = sorted(str(p.relative_to(protos_dir)) for p in protos_dir.rglob("*.proto"))
     if not protos:
         raise ValueError(f"no .proto files under {protos_dir}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    args = ["grpc_tools.protoc", f"-I{protos_dir}", f"-I{_googleapis_include()}",
+    args = [sys.executable, "-m", "grpc_tools.protoc", f"-I{protos_dir}", f"-I{_googleapis_include()}",
             f"-I{Path(grpc_tools.__file__).parent / '_proto'}",
             "--include_imports", f"--descriptor_set_out={out}", *protos]
-    if protoc.main(args) != 0:
-        raise RuntimeError(f"protoc could not build the descriptor set from {protos_dir}")
+    # A child process, not grpc_tools.protoc.main() in ours: protoc's bundled C++ protobuf
+    # beside the already-loaded upb runtime (and grpc's threads) crashed a long-lived process
+    # (a segfault in the full test run), and a failure here must be an error, not a crash.
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise RuntimeError(f"protoc could not build the descriptor set from {protos_dir}: "
+                           f"{result.stderr.strip()[-2000:]}")
     descriptor_set = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
     return sorted(f"{f.package}.{s.name}" for f in descriptor_set.file for s in f.service
                   if f.package == API_PACKAGE)
