@@ -210,7 +210,8 @@ class Stack:
         return [sys.executable, "-m", "inference", "--models-dir", str(c.models_dir),
                 "--port", str(c.inference_port), "--workers", str(c.workers),
                 "--metrics-port", str(c.metrics_port),
-                *self._tls_server_args(client_ca=True)]  # mTLS: only our gateways get in
+                *self._tls_server_args(client_ca=True),  # mTLS: only our gateways get in
+                *(["--access-log"] if c.cluster else [])]  # request ids traced through every hop
 
     def inference_targets(self) -> str:
         if self.config.cluster:

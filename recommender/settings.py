@@ -242,9 +242,9 @@ def _public_reflection(prefix: str):
                    help="answer server reflection without a caller token")
 
 
-def _access_log(prefix: str):
-    return setting(True, env=f"{prefix}_ACCESS_LOG", flag="--access-log",
-                   help="one INFO line per call: method, code, ms, caller, request id (never the text)")
+def _access_log(prefix: str, default: bool, why: str = ""):
+    return setting(default, env=f"{prefix}_ACCESS_LOG", flag="--access-log",
+                   help="one INFO line per call: method, code, ms, caller, request id (never the text)" + why)
 
 
 # ----------------------------------------------------------------------------- the gateway
@@ -321,7 +321,7 @@ class GatewaySettings(Settings):
     insecure: bool = _insecure("GATEWAY")
     tokens_file: str | None = _tokens_file("GATEWAY")
     public_reflection: bool = _public_reflection("GATEWAY")
-    access_log: bool = _access_log("GATEWAY")
+    access_log: bool = _access_log("GATEWAY", True)
     # The gateway's TLS and identity towards inference (client side of the channels).
     inference_ca: str | None = setting(
         None, env="GATEWAY_INFERENCE_CA", flag="--inference-ca",
@@ -384,7 +384,12 @@ class InferenceSettings(Settings):
     insecure: bool = _insecure("INFERENCE")
     tokens_file: str | None = _tokens_file("INFERENCE")
     public_reflection: bool = _public_reflection("INFERENCE")
-    access_log: bool = _access_log("INFERENCE")
+    # Off by default: a log line per call on a worker's event loop spaces requests past the
+    # dynamic batcher's burst gap (inference/batching.py), so concurrent calls stopped being
+    # batched (256 model calls for 256 rows in tests/inference/test_lifecycle.py, vs <= 128).
+    # Request ids still appear on every other line about a call; `make cluster` turns it on.
+    access_log: bool = _access_log("INFERENCE", False, "; off by default on inference: per-call "
+                                   "logging on a worker's loop defeats dynamic batching")
 
     def worker_port(self, index: int) -> int:
         """The port only worker `index` listens on (besides the shared port)."""

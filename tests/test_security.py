@@ -524,7 +524,8 @@ def secure_stack(tmp_path_factory, trained_models_dir):
     inference_metrics, gateway_port, gateway_metrics = free_port(), free_port(), free_port()
     inference = ServerProcess(
         [PYTHON, "-m", "inference", "--models-dir", str(trained_models_dir), "--port", str(inference_port),
-         "--workers", "1", "--metrics-port", str(inference_metrics), *tls, "--tls-client-ca", str(secrets.ca_cert)],
+         "--workers", "1", "--metrics-port", str(inference_metrics), *tls, "--tls-client-ca", str(secrets.ca_cert),
+         "--access-log"],
         tmp / "inference.log").start()
     gateway = ServerProcess(
         [PYTHON, "-m", "gateway", "serve", "--port", str(gateway_port), "--inference",
@@ -767,10 +768,10 @@ def test_security_flags_and_environment_reach_the_settings(tmp_path, monkeypatch
     assert (g.inference_ca, g.inference_cert, g.inference_key, g.inference_token_file) == (
         "ica.pem", "ic.pem", "ik.pem", "gw.token")
     i = InferenceSettings.from_args(inference_parser().parse_args(["--tokens-file", "t.txt", "--tls-cert", "c"]))
-    assert (i.tokens_file, i.tls_client_ca, i.tls_cert, i.access_log) == ("t.txt", "/from/env/ca.pem", "c", True)
+    assert (i.tokens_file, i.tls_client_ca, i.tls_cert, i.access_log) == ("t.txt", "/from/env/ca.pem", "c", False)
     i = InferenceSettings.from_args(inference_parser().parse_args(
-        ["--tls-key", "k", "--insecure", "--public-reflection", "--no-access-log"]))
-    assert (i.tls_key, i.insecure, i.public_reflection, i.access_log) == ("k", True, True, False)
+        ["--tls-key", "k", "--insecure", "--public-reflection", "--access-log"]))
+    assert (i.tls_key, i.insecure, i.public_reflection, i.access_log) == ("k", True, True, True)
     assert i.tokens_file == "/from/env/tokens.txt"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -100,7 +101,11 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory, trained_models_dir):
-    c = Cluster(tmp_path_factory.mktemp("cluster"), trained_models_dir)
+    tmp = tmp_path_factory.mktemp("cluster")
+    # Its own copy: the path marks this cluster's processes (other session-wide servers serve
+    # trained_models_dir itself, and must not count as leftovers of this stack).
+    models = shutil.copytree(trained_models_dir, tmp / "models")
+    c = Cluster(tmp, models)
     c.stack.start()
     try:
         _wait_for(lambda: "ready: https://" in c.stack.log() or c.stack.process.poll() is not None, 240,
