@@ -17,6 +17,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from edge.runner import die_with_parent
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
@@ -110,6 +112,8 @@ class ServerProcess:
         self.process = subprocess.Popen(
             self.args, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so workers die with it
+            # and the server dies with the test run, even a pytest that is killed or crashes
+            preexec_fn=die_with_parent,
         )
         return self
 
