@@ -91,7 +91,7 @@ async def serve_worker(config: InferenceSettings, worker: int) -> None:
     metrics = WorkerMetrics(worker)
     manager: ModelManager = ModelManager(keep=KEEP_VERSIONS)
     batcher = DynamicBatcher(config.max_batch_size, config.batch_timeout_ms / 1000.0,
-                             on_batch=metrics.observe_batch)
+                             on_batch=metrics.observe_batch, adaptive=config.batch_adaptive)
     poller = ModelPoller(config, manager, metrics, worker)
     health = HealthServicer()
     server = build_server(config, manager, batcher, metrics, poller, health)

@@ -359,6 +359,10 @@ class InferenceSettings(Settings):
                                      help="seconds between looks for new model versions")
     max_batch_size: int = setting(256, env="INFERENCE_MAX_BATCH_SIZE", flag="--max-batch-size",
                                   help="dynamic batching: most single requests per model call")
+    batch_adaptive: bool = setting(
+        True, env="INFERENCE_BATCH_ADAPTIVE", flag="--batch-adaptive",
+        help="open the batch window only while requests arrive in bursts; --no-batch-adaptive "
+             "always waits up to --batch-timeout-ms for company")
     batch_timeout_ms: float = setting(
         1.0, env="INFERENCE_BATCH_TIMEOUT_MS", flag="--batch-timeout-ms",
         help="dynamic batching: longest wait for more single requests to share a model call, used "

@@ -72,6 +72,12 @@ def test_every_gateway_flag_reaches_the_settings(flag):
     assert getattr(parsed, field) == expected
 
 
+def test_batch_adaptive_is_on_by_default_and_can_be_turned_off():
+    parse = inference_cli.build_parser().parse_args
+    assert settings.InferenceSettings.from_args(parse([])).batch_adaptive is True
+    assert settings.InferenceSettings.from_args(parse(["--no-batch-adaptive"])).batch_adaptive is False
+
+
 @pytest.mark.parametrize("flag", sorted(INFERENCE_FLAGS))
 def test_every_inference_flag_reaches_the_settings(flag):
     value, field, expected = INFERENCE_FLAGS[flag]
