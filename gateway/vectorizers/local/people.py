@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -40,6 +41,12 @@ class Role(enum.Enum):
     SPEAKER = "speaker"  # the speaker describing themselves
     COMPANION = "companion"  # someone who shares the product ("with my wife")
     ADVISOR = "advisor"  # someone who advises the speaker ("my partner says", "친구가 추천")
+    CONTEXT = "context"  # the speaker's circumstance ("아기 재우고 나면", "because of my kids")
+    ADDRESSEE = "addressee"  # the one spoken to ("형 나 노래 들을 거 추천 좀")
+
+
+# Roles that say nothing about who the user is.
+BYSTANDERS = frozenset({Role.COMPANION, Role.ADVISOR, Role.CONTEXT, Role.ADDRESSEE})
 
 
 class Mention(enum.Enum):
@@ -99,24 +106,55 @@ class SpeakerMarkers:
         return True
 
 
+# "친구들이랑 마리오카트 하려고": a person the speaker does something with (unless another person
+# follows: "엄마랑 아빠 선물" names two recipients)
+_WITH_PARTICLE = re.compile(r"들?(?:이랑|랑|하고|와|과)(?=[\s,])")
+# "형 나 노래 들을 거": a person named first and then the speaker: spoken to, not about
+_ADDRESS = re.compile(r"[\s,!~]+(?:나|저|내가|제가|난|전)(?=\s)")
+_INTERJECTION = re.compile(r"(?:아|야|저기|음|헐|근데)?[\s,]*")
+_PARTICLES_BEFORE_VERB = re.compile(r"(?:들)?(?:을|를|이|가|은|는|도)?\s?")
+
+
 def find_people(text: str, hits: Sequence[Hit], markers: SpeakerMarkers,
                 grammar: Mapping[str, Matcher]) -> list[Person]:
     people = []
+    starts = [h.start for h in hits]
     for hit in hits:
         mention = Mention(hit.group)
         if mention is not Mention.PRONOUN and markers.describes(hit.start):
             role = Role.SPEAKER
         elif mention is Mention.PERSON and (grammar["with_before"].ending_at(text, hit.start, window=10)
                                             or grammar["with_after"].match_at(text, hit.end)
-                                            or grammar["with_after"].match_at(text, hit.end + 1)):
+                                            or grammar["with_after"].match_at(text, hit.end + 1)
+                                            or _does_with(text, hit, starts)):
             role = Role.COMPANION
         elif mention is Mention.PERSON and _advises(text, hit, grammar):
             role = Role.ADVISOR
+        elif mention is Mention.PERSON and _circumstance(text, hit, grammar):
+            role = Role.CONTEXT
+        elif mention is Mention.PERSON and _INTERJECTION.fullmatch(text, 0, hit.start) and _ADDRESS.match(text, hit.end):
+            role = Role.ADDRESSEE
         else:
             role = Role.RECIPIENT
         copula = mention is Mention.PERSON and grammar["speaker_copula_after"].match_at(text, hit.end) is not None
         people.append(Person(hit.start, hit.end, hit.value, mention, role, copula))
     return people
+
+
+def _does_with(text: str, hit: Hit, starts: Sequence[int]) -> bool:
+    m = _WITH_PARTICLE.match(text, hit.end)
+    if m is None:
+        return False
+    following = m.end() + len(text[m.end():]) - len(text[m.end():].lstrip(" ,"))
+    return not any(following <= s <= following + 1 for s in starts)
+
+
+def _circumstance(text: str, hit: Hit, grammar: Mapping[str, Matcher]) -> bool:
+    """"아기 재우고 나면", "애들 때문에", "because of my kids": the person is part of the speaker's situation."""
+    after = _PARTICLES_BEFORE_VERB.match(text, hit.end)
+    if grammar["context_after"].match_at(text, after.end() if after else hit.end):
+        return True
+    return grammar["context_before"].ending_at(text, hit.start, window=24) is not None
 
 
 def _advises(text: str, hit: Hit, grammar: Mapping[str, Matcher]) -> bool:
@@ -159,7 +197,7 @@ def purpose_signals(text: str, purpose_hits: Sequence[Hit], people: Sequence[Per
     signals = []
     # honorifics (-시-, 께서) speak of someone else; when everyone named only advises the
     # speaker or shares the product ("엄마가 사라고 하시는데"), they speak of that person
-    only_advisors = any(p.role in (Role.ADVISOR, Role.COMPANION) for p in people) and not any(
+    only_advisors = any(p.role in BYSTANDERS for p in people) and not any(
         p.role is Role.RECIPIENT and p.mention is not Mention.WORD for p in people)
     for hit in purpose_hits:
         if hit.key == "gift":
@@ -172,7 +210,7 @@ def purpose_signals(text: str, purpose_hits: Sequence[Hit], people: Sequence[Per
         else:
             signals.append(Signal(hit.start, Purpose.SELF, hit.strength))
     for person in people:
-        if person.role in (Role.COMPANION, Role.ADVISOR):
+        if person.role in BYSTANDERS:
             continue
         if person.mention is Mention.PERSON:  # "저는 엄마인데" / "for my mom"
             signals.append(Signal(person.start, Purpose.SELF if person.role is Role.SPEAKER else Purpose.GIFT, 1))
@@ -233,7 +271,7 @@ def decide_gender(purpose: Purpose, people: Sequence[Person]) -> int:
         return values.pop() if len(values) == 1 else 0
 
     relatives = [p for p in people if p.mention is Mention.PERSON and p.gender
-                 and p.role not in (Role.COMPANION, Role.ADVISOR)]
+                 and p.role not in BYSTANDERS]
     words = [p for p in people if p.mention is Mention.WORD]
     pronouns = [p for p in people if p.mention is Mention.PRONOUN]
     if purpose is Purpose.GIFT:

@@ -18,7 +18,7 @@ import bisect
 import re
 import tomllib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -34,7 +34,7 @@ NEUTRAL = "neutral"  # people without a gender (친구, parents)
 STRENGTHS: dict[str, dict[str, int]] = {
     "interest": {"product": 3, "strong": 2, "weak": 1, "ignore": 0},
     "gender": {"person": 3, "word": 2, "pronoun": 1, "ignore": 0},
-    "purpose": {"reflexive": 3, "strong": 2, "weak": 1, "speaker": 1, "ignore": 0},
+    "purpose": {"reflexive": 3, "strong": 2, "weak": 1, "context": 1, "speaker": 1, "ignore": 0},
     "season": {"strong": 1, "ignore": 0},
     "age": {"milestone": 2, "stage": 1, "ignore": 0},
 }
@@ -43,7 +43,7 @@ GRAMMAR_GROUPS = frozenset({
     "speaker", "speaker_break", "correction", "with_before", "with_after", "gift_negation_after",
     "gift_negation_before", "interest_negation_after", "interest_negation_before", "negation_filler", "particle",
     "budget_context", "age_before", "age_not_after", "decade_era_after", "interest_alternative_after", "advisor_after",
-    "speaker_copula_after", "question", "advice", "self_recipient", "decision_after", "decision_before",
+    "speaker_copula_after", "question", "context_after", "context_before", "statement_ending", "advice", "self_recipient", "decision_after", "decision_before",
 })
 
 
@@ -197,6 +197,11 @@ class Matcher:
     def __len__(self) -> int:
         return len(self._exact) + len(self._stems)
 
+    def latin_words(self) -> dict[str, Entry]:
+        """The one-word Latin phrases (no stems): what EnglishTypos corrects towards."""
+        return {canonical: entry for (latin, canonical), entry in self._exact.items()
+                if latin and canonical.isalpha() and not any(c in entry.phrase for c in " -'")}
+
     def _entry(self, matched: str, latin: bool) -> Entry:
         cached = self._seen.get(matched)
         if cached is None:
@@ -308,13 +313,33 @@ class Matcher:
         return Hit(s, e, entry.key, entry.value, entry.strength, entry.group)
 
 
+# Slots read again with typo tolerance when their exact phrases found nothing (typos.py).
+TYPO_SLOTS = ("interest", "gender")
+
+
 @dataclass(frozen=True)
 class PhraseTables:
     slots: dict[str, Matcher]  # interest, gender, purpose, season, age
     grammar: dict[str, Matcher]  # GRAMMAR_GROUPS
+    folded: dict[str, Matcher] = field(default_factory=dict)  # TYPO_SLOTS' Hangul phrases, vowels folded
+    english_typos: dict = field(default_factory=dict)  # TYPO_SLOTS -> typos.EnglishTypos
 
     def phrase_count(self) -> int:
         return sum(len(m) for m in self.slots.values()) + sum(len(m) for m in self.grammar.values())
+
+    def hits(self, slot: str, text: str, scripts: tuple[bool, bool], folded_text: str | None = None) -> list[Hit]:
+        """A slot's hits; for TYPO_SLOTS with none, its hits read with typo tolerance
+        ("카매라", "readign"). `folded_text` is typos.fold_hangul(text), when the caller has it."""
+        found = self.slots[slot].hits(text, scripts)
+        if found or slot not in self.folded:
+            return found
+        from gateway.vectorizers.local.typos import fold_hangul
+
+        if scripts[1]:
+            found = self.folded[slot].hits(folded_text if folded_text is not None else fold_hangul(text), scripts)
+        if not found and scripts[0]:
+            found = self.english_typos[slot].hits(text)
+        return found
 
 
 def load_tables(paths: Sequence[str | Path] = DEFAULT_FILES) -> PhraseTables:
@@ -353,10 +378,37 @@ def load_tables(paths: Sequence[str | Path] = DEFAULT_FILES) -> PhraseTables:
                     for raw in _phrases(phrases, where):
                         entry = Entry(raw, key, keys[key], group, STRENGTHS[slot][group], where)
                         slot_entries[slot].append((_parse_phrase(raw, where), entry))
+    from gateway.vectorizers.local import typos
+
+    slots = {slot: Matcher(slot, entries) for slot, entries in slot_entries.items()}
+    near_words = typos.load_near_words()
     return PhraseTables(
-        slots={slot: Matcher(slot, entries) for slot, entries in slot_entries.items()},
+        slots=slots,
         grammar={group: Matcher(group, entries) for group, entries in grammar_entries.items()},
+        folded={slot: Matcher(slot + " (folded)", _folded(slot_entries[slot], typos.fold_hangul)) for slot in TYPO_SLOTS},
+        english_typos={slot: typos.EnglishTypos(slots[slot].latin_words(), near_words) for slot in TYPO_SLOTS},
     )
+
+
+# A folded phrase of fewer syllables often IS another word ("내일" tomorrow folds to "네일" nail,
+# "갬성" to "겜성"): only longer phrases are read folded.
+MIN_FOLDED_SYLLABLES = 3
+
+
+def _folded(entries: list[tuple[_Parsed, Entry]], fold) -> list[tuple[_Parsed, Entry]]:
+    """The Hangul phrases with their vowels folded; of phrases that fold alike, the first."""
+    seen: set[str] = set()
+    folded = []
+    for parsed, entry in entries:
+        if parsed.latin or len(_HANGUL_CHAR.findall(parsed.canonical)) < MIN_FOLDED_SYLLABLES:
+            continue
+        raw = fold(entry.phrase)
+        again = _parse_phrase(raw, entry.source)
+        if again.canonical in seen:
+            continue
+        seen.add(again.canonical)
+        folded.append((again, entry))
+    return folded
 
 
 def _mapping(value, where: str) -> dict:

@@ -65,7 +65,7 @@ class LocalVectorizer:
         slots = self.tables.slots
         grammar = self.grammar
         markers = people.SpeakerMarkers(norm, grammar, scripts)
-        found_people = people.find_people(norm, slots["gender"].hits(norm, scripts), markers, grammar)
+        found_people = people.find_people(norm, self.tables.hits("gender", norm, scripts), markers, grammar)
         number_tokens = numbers.tokens(norm)
         ages = numbers.find_ages(norm, grammar, number_tokens)
         ages += [numbers.AgeMention(h.start, h.end, h.value,
@@ -78,7 +78,7 @@ class LocalVectorizer:
         if not (interests or ages or found_people):
             # "I'd like to spend 300k", "제 budget은": naming oneself about a price says nothing
             # about the user; "I need ...", "제가 쓸 ..." still do (their own lists)
-            purpose_hits = [h for h in purpose_hits if h.group != "speaker"]
+            purpose_hits = [h for h in purpose_hits if h.group not in ("speaker", "context")]
         signals = people.purpose_signals(norm, purpose_hits, found_people, grammar)
         signals += [people.Signal(a.start, people.Purpose.GIFT, 1) for a in ages
                     if norm[max(0, a.start - 7):a.start].endswith(_FOR_SOMEONE)]  # "for a 10 year old"
@@ -110,7 +110,17 @@ class LocalVectorizer:
             return False
         products = [h for h in interests if h.group == "product"]
         asks = "?" in text or self.grammar["question"].search(text) is not None
-        return not (products and asks)  # "best earbuds for podcasts?" asks about a product
+        if products and asks:
+            # "best earbuds for podcasts?" asks about a product; "드라이기 추천해 주세요 머리가 길어서"
+            # also tells the speaker's own situation
+            return any(self._statement_follows(text, h) for h in uses)
+        return True
+
+    def _statement_follows(self, text: str, hit: Hit) -> bool:
+        """"머리가 길어서", "요즘 자주 뛰는데": a use told as a statement (a clause ending in the same word)."""
+        word_end = text.find(" ", hit.end)
+        word_end = len(text) if word_end < 0 else word_end
+        return self.grammar["statement_ending"].search(text, hit.end, min(word_end, hit.end + 6)) is not None
 
     # ----------------------------------------------------------------------- slots
 
@@ -132,8 +142,9 @@ class LocalVectorizer:
             pos = particle.end
         pos += text[pos:pos + 1] == " "
         if grammar["interest_alternative_after"].match_at(text, pos) is None and \
-                grammar["interest_negation_after"].match_at(text, pos):
-            return True
+                grammar["interest_negation_after"].match_at(text, pos) and \
+                (hit.key != "health_relax" or hit.group == "product"):
+            return True  # not for symptoms, said with negations: "허리가 안 좋아서", "잠이 안 와"
         if hit.key == "health_relax":
             return False  # symptoms are said with negations: "can't sleep", "잠을 못 자"
         words = text[max(0, hit.start - 30):hit.start].split()
@@ -151,7 +162,7 @@ class LocalVectorizer:
     def _interests(self, text: str, scripts: tuple[bool, bool], correction_end: int | None) -> list[Hit]:
         """The interest mentions that count: not negated; after a correction, the products
         named after it ("노트북을 사려고 ... 아니다 태블릿으로")."""
-        kept = [h for h in self.tables.slots["interest"].hits(text, scripts) if not self._negated_interest(text, h)]
+        kept = [h for h in self.tables.hits("interest", text, scripts) if not self._negated_interest(text, h)]
         decided = [h for h in kept if h.group == "product" and self._decided_on(text, h)]
         if decided:
             return [decided[-1]]  # "처음엔 안마기 생각했는데 ... 카메라로 할게요", "I'll go with the camera"
