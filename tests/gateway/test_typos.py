@@ -90,7 +90,12 @@ def test_gender_typos_name_the_person():
     assert (features[GENDER], features[PURPOSE]) == (1, 2)
 
 
-def test_typo_readers_exist_for_interest_and_gender_only():
+def test_purpose_typos_say_who_it_is_for():
+    assert extract_features("wireles earbuds for myslef plz")[PURPOSE] == 1
+    assert extract_features("a presnt for my grandpa")[PURPOSE] == 2
+
+
+def test_typo_readers_exist_for_interest_gender_and_purpose_only():
     tables = load_tables()
-    assert set(tables.folded) == set(tables.english_typos) == {"interest", "gender"}
-    assert tables.hits("purpose", "선뮬", (False, True)) == []
+    assert set(tables.folded) == set(tables.english_typos) == {"interest", "gender", "purpose"}
+    assert tables.hits("season", "wintr", (True, False)) == []

@@ -17,6 +17,7 @@ phrases/*.toml; this module decides what they mean together.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import enum
 import re
 from collections.abc import Mapping, Sequence
@@ -42,11 +43,12 @@ class Role(enum.Enum):
     COMPANION = "companion"  # someone who shares the product ("with my wife")
     ADVISOR = "advisor"  # someone who advises the speaker ("my partner says", "친구가 추천")
     CONTEXT = "context"  # the speaker's circumstance ("아기 재우고 나면", "because of my kids")
-    ADDRESSEE = "addressee"  # the one spoken to ("형 나 노래 들을 거 추천 좀")
+    ADDRESSEE = "addressee"  # the one spoken to ("형 나 노래 들을 거 추천 좀", "bro i need earbuds")
+    TAKEN_BACK = "taken_back"  # named, then corrected ("엄마가 아니라 아빠 생신이에요")
 
 
 # Roles that say nothing about who the user is.
-BYSTANDERS = frozenset({Role.COMPANION, Role.ADVISOR, Role.CONTEXT, Role.ADDRESSEE})
+BYSTANDERS = frozenset({Role.COMPANION, Role.ADVISOR, Role.CONTEXT, Role.ADDRESSEE, Role.TAKEN_BACK})
 
 
 class Mention(enum.Enum):
@@ -70,6 +72,8 @@ class Signal:
     position: int
     purpose: Purpose
     strength: int  # 3 reflexive ("나한테 선물"), 2 strong (선물, "제가 쓸"), 1 weak (a person, "I need")
+    speaker: bool = False  # the speaker naming themselves ("제가", "I", "me")
+    person: bool = False  # someone else named with a noun ("룸메이트", "my boss"), not a pronoun
 
 
 SPEAKER_WINDOW = 30  # characters between "저는"/"I'm" and the word it describes
@@ -110,7 +114,7 @@ class SpeakerMarkers:
 # follows: "엄마랑 아빠 선물" names two recipients)
 _WITH_PARTICLE = re.compile(r"들?(?:이랑|랑|하고|와|과)(?=[\s,])")
 # "형 나 노래 들을 거": a person named first and then the speaker: spoken to, not about
-_ADDRESS = re.compile(r"[\s,!~]+(?:나|저|내가|제가|난|전)(?=\s)")
+_ADDRESS = re.compile(r"[\s,!~]+(?:나|저|내가|제가|난|전|i|i'm|im|i've|i'd)(?=\s)")
 _INTERJECTION = re.compile(r"(?:아|야|저기|음|헐|근데)?[\s,]*")
 _PARTICLES_BEFORE_VERB = re.compile(r"(?:들)?(?:을|를|이|가|은|는|도)?\s?")
 
@@ -128,6 +132,8 @@ def find_people(text: str, hits: Sequence[Hit], markers: SpeakerMarkers,
                                             or grammar["with_after"].match_at(text, hit.end + 1)
                                             or _does_with(text, hit, starts)):
             role = Role.COMPANION
+        elif mention is Mention.PERSON and grammar["person_negation_after"].match_at(text, hit.end):
+            role = Role.TAKEN_BACK
         elif mention is Mention.PERSON and _advises(text, hit, grammar):
             role = Role.ADVISOR
         elif mention is Mention.PERSON and _circumstance(text, hit, grammar):
@@ -138,6 +144,10 @@ def find_people(text: str, hits: Sequence[Hit], markers: SpeakerMarkers,
             role = Role.RECIPIENT
         copula = mention is Mention.PERSON and grammar["speaker_copula_after"].match_at(text, hit.end) is not None
         people.append(Person(hit.start, hit.end, hit.value, mention, role, copula))
+    taken_back = {text[p.start:p.end] for p in people if p.role is Role.TAKEN_BACK}
+    if taken_back:  # "엄마 선물을 사려고 하는데요, 아 엄마가 아니라": every mention of mom is taken back
+        people = [dataclasses.replace(p, role=Role.TAKEN_BACK) if text[p.start:p.end] in taken_back else p
+                  for p in people]
     return people
 
 
@@ -208,12 +218,13 @@ def purpose_signals(text: str, purpose_hits: Sequence[Hit], people: Sequence[Per
             elif not _negated_gift(text, hit, grammar):
                 signals.append(Signal(hit.start, Purpose.GIFT, hit.strength))
         else:
-            signals.append(Signal(hit.start, Purpose.SELF, hit.strength))
+            signals.append(Signal(hit.start, Purpose.SELF, hit.strength, speaker=hit.group == "speaker"))
     for person in people:
         if person.role in BYSTANDERS:
             continue
         if person.mention is Mention.PERSON:  # "저는 엄마인데" / "for my mom"
-            signals.append(Signal(person.start, Purpose.SELF if person.role is Role.SPEAKER else Purpose.GIFT, 1))
+            signals.append(Signal(person.start, Purpose.SELF if person.role is Role.SPEAKER else Purpose.GIFT, 1,
+                                  person=person.role is not Role.SPEAKER))
         elif person.mention is Mention.PRONOUN:  # "she hikes every weekend": someone else
             signals.append(Signal(person.start, Purpose.GIFT, 1))
     return signals
@@ -236,7 +247,18 @@ def decide_purpose(text: str, signals: Sequence[Signal], grammar: Mapping[str, M
         found = {s.purpose for s in signals if s.strength == strength}
         if found:
             return Purpose.GIFT if Purpose.GIFT in found else Purpose.SELF
-    return Purpose.GIFT if any(s.purpose is Purpose.GIFT for s in signals) else Purpose.SELF
+    others = [s for s in signals if s.purpose is Purpose.GIFT]
+    if not others:
+        return Purpose.SELF
+    # Only weak signs of someone else: a person named and then, in the same sentence, the speaker
+    # naming themselves ("룸메이트가 코를 골아서 제가 잠을 못 자요", "my boss dumps spreadsheets on me")
+    # tells the speaker's own situation; "I'm his mom", "... I'd say 500k" do not.
+    last_other = max(others, key=lambda s: s.position)
+    if last_other.person and any(s.speaker and s.position > last_other.position
+                                 and not any(c in _SENTENCE_BREAKS for c in text[last_other.position:s.position])
+                                 for s in signals):
+        return Purpose.SELF
+    return Purpose.GIFT
 
 
 class Basis(enum.Enum):

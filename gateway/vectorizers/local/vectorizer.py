@@ -74,7 +74,7 @@ class LocalVectorizer:
         corrections = grammar["correction"].hits(norm)
         correction_end = corrections[-1].end if corrections else None
         interests = self._interests(norm, scripts, correction_end)
-        purpose_hits = slots["purpose"].hits(norm, scripts)
+        purpose_hits = self.tables.hits("purpose", norm, scripts)
         if not (interests or ages or found_people):
             # "I'd like to spend 300k", "제 budget은": naming oneself about a price says nothing
             # about the user; "I need ...", "제가 쓸 ..." still do (their own lists)
@@ -117,10 +117,15 @@ class LocalVectorizer:
         return True
 
     def _statement_follows(self, text: str, hit: Hit) -> bool:
-        """"머리가 길어서", "요즘 자주 뛰는데": a use told as a statement (a clause ending in the same word)."""
-        word_end = text.find(" ", hit.end)
-        word_end = len(text) if word_end < 0 else word_end
-        return self.grammar["statement_ending"].search(text, hit.end, min(word_end, hit.end + 6)) is not None
+        """"머리가 길어서", "어깨결림 심해서", "허리 개아픔": a use told as a statement (its word or
+        the next one ends like a statement, not a request)."""
+        words = text[hit.end:].split(None, 2)[:2]
+        ending = self.grammar["statement_ending"]
+        for word in words:
+            word = word.rstrip(".,!?~ㅠㅜㅋㅎ")
+            if word and ending.ending_at(word, len(word), window=4) is not None:
+                return True
+        return False
 
     # ----------------------------------------------------------------------- slots
 
