@@ -313,15 +313,19 @@ class Matcher:
         return Hit(s, e, entry.key, entry.value, entry.strength, entry.group)
 
 
-# Slots read again with typo tolerance when their exact phrases found nothing (typos.py).
+# Slots read again with typo tolerance when their exact phrases found nothing (typos.py): English
+# one-edit typos for these; Korean folded vowels for interest only (the Hangul person and purpose
+# words of 3+ syllables are rarely misspelt so, and most messages name no person: a second scan
+# for nothing on every message).
 TYPO_SLOTS = ("interest", "gender", "purpose")
+FOLDED_SLOTS = ("interest",)
 
 
 @dataclass(frozen=True)
 class PhraseTables:
     slots: dict[str, Matcher]  # interest, gender, purpose, season, age
     grammar: dict[str, Matcher]  # GRAMMAR_GROUPS
-    folded: dict[str, Matcher] = field(default_factory=dict)  # TYPO_SLOTS' Hangul phrases, vowels folded
+    folded: dict[str, Matcher] = field(default_factory=dict)  # FOLDED_SLOTS' Hangul phrases, vowels folded
     english_typos: dict = field(default_factory=dict)  # TYPO_SLOTS -> typos.EnglishTypos
 
     def phrase_count(self) -> int:
@@ -331,11 +335,11 @@ class PhraseTables:
         """A slot's hits; for TYPO_SLOTS with none, its hits read with typo tolerance
         ("카매라", "readign"). `folded_text` is typos.fold_hangul(text), when the caller has it."""
         found = self.slots[slot].hits(text, scripts)
-        if found or slot not in self.folded:
+        if found or slot not in self.english_typos:
             return found
         from gateway.vectorizers.local.typos import fold_hangul
 
-        if scripts[1]:
+        if scripts[1] and slot in self.folded:
             found = self.folded[slot].hits(folded_text if folded_text is not None else fold_hangul(text), scripts)
         if not found and scripts[0]:
             found = self.english_typos[slot].hits(text)
@@ -385,7 +389,7 @@ def load_tables(paths: Sequence[str | Path] = DEFAULT_FILES) -> PhraseTables:
     return PhraseTables(
         slots=slots,
         grammar={group: Matcher(group, entries) for group, entries in grammar_entries.items()},
-        folded={slot: Matcher(slot + " (folded)", _folded(slot_entries[slot], typos.fold_hangul)) for slot in TYPO_SLOTS},
+        folded={slot: Matcher(slot + " (folded)", _folded(slot_entries[slot], typos.fold_hangul)) for slot in FOLDED_SLOTS},
         english_typos={slot: typos.EnglishTypos(slots[slot].latin_words(), near_words) for slot in TYPO_SLOTS},
     )
 

@@ -95,6 +95,7 @@ class EnglishTypos:
         self.words = {w: e for w, e in words.items() if len(w) >= MIN_LETTERS and w.isalpha() and e.strength}
         self.near_words = frozenset(near_words)
         self._index: dict[str, set[str]] = {}
+        self._seen: dict[str, list[str]] = {}
         for word in self.words:
             for key in (word, *_deletes(word)):
                 self._index.setdefault(key, set()).add(word)
@@ -102,9 +103,14 @@ class EnglishTypos:
     def candidates(self, word: str) -> list[str]:
         """The phrases `word` is one edit away from (same first letter), unless it is a phrase or
         a real word itself."""
-        if word in self.words or word in self.near_words:
+        if len(word) < MIN_LETTERS or word in self.words or word in self.near_words:
             return []
-        return self.neighbours(word)
+        found = self._seen.get(word)
+        if found is None:  # customers' words repeat: remember the answer (bounded)
+            if len(self._seen) >= 8192:
+                self._seen.clear()
+            found = self._seen[word] = self.neighbours(word)
+        return found
 
     def neighbours(self, word: str) -> list[str]:
         """The phrases one edit away from `word` (same first letter)."""
