@@ -100,3 +100,15 @@ def test_typo_readers_exist_for_interest_gender_and_purpose_only_and_fold_hangul
     assert set(tables.english_typos) == {"interest", "gender", "purpose"}
     assert set(tables.folded) == {"interest"}
     assert tables.hits("season", "wintr", (True, False)) == []
+
+
+def test_the_command_counts_and_writes_the_near_words_file(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("english_words")
+    current = typos.load_near_words()
+    target = tmp_path / "en_near_words.txt"
+    monkeypatch.setattr(typos, "NEAR_WORDS_FILE", target)
+    assert typos.main([]) == 0
+    assert capsys.readouterr().out.strip() == f"{len(current)} near words"
+    assert not target.exists()  # counting only
+    assert typos.main(["--write"]) == 0
+    assert typos.load_near_words(target) == current
