@@ -105,7 +105,7 @@ def test_typo_readers_exist_for_interest_gender_and_purpose_only_and_fold_hangul
 def test_the_command_counts_and_writes_the_near_words_file(tmp_path, monkeypatch, capsys):
     english_words = pytest.importorskip("english_words")
     # a small dictionary stands in for the real one (read once, by the test above)
-    monkeypatch.setattr(english_words, "get_english_words_set", lambda *a, **k: {"coming", "readings", "table"})
+    monkeypatch.setattr(english_words, "get_english_words_set", lambda *a, **k: {"coming", "readings", "zebra"})
     target = tmp_path / "en_near_words.txt"
     monkeypatch.setattr(typos, "NEAR_WORDS_FILE", target)
     assert typos.main([]) == 0
