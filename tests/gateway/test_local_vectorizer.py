@@ -304,6 +304,84 @@ def test_purpose(text, purpose):
     assert slot(text, PURPOSE) == purpose
 
 
+# Who the people named are: a person is the user (a recipient) unless they are the speaker
+# ("dad of two here"), share the product or do it with the speaker ("친구들이랑"), are the
+# speaker's circumstance ("아기 재우고 나면", "my boss ... on me"), are spoken to ("형 나 ..."),
+# or are named and taken back ("엄마가 아니라 아빠").
+@pytest.mark.parametrize(
+    ("text", "gender", "purpose"),
+    [
+        ("친구들이랑 마리오카트 하려고 하나 사고 싶어요", 0, 1),
+        ("엄마랑 아빠 선물 고르는 중이에요", 0, 2),  # two recipients, not company
+        ("아기 재우고 나면 유일한 자유시간이라 그때 드라마 봐요", 0, 1),
+        ("애들 때문에 정신없어서 저 혼자 쉴 때 쓸 거", 0, 1),
+        ("because of my kids I barely sleep, need something to relax", 0, 1),
+        ("형 나 노래 들을 거 추천 좀", 0, 1),
+        ("bro i need earbuds for the subway lol", 0, 1),
+        ("엄마 선물 사려고 하는데요, 아 엄마가 아니라 아빠 생신이에요", 2, 2),
+        ("룸메이트가 코를 너무 골아서 제가 잠을 못 자요", 0, 1),
+        ("My boss keeps dumping spreadsheets on me and my laptop is dying", 0, 1),
+        ("My son keeps asking for a console. I'd say up to 500k won", 2, 2),  # the speaker in another sentence
+        ("I'm his mom and I don't know anything about games, he's 16", 2, 2),
+        ("thirty-something dad of two here, I never get to sleep properly", 2, 1),
+        ("친구 추천으로 왔어요, 저 요즘 러닝해요", 0, 1),
+        ("엄마가 저보고 거북목이래요 ㅠ 목이 진짜 아파요", 0, 1),
+        ("아빠가 책벌레예요", 2, 2),  # someone else described: still the user
+    ],
+)
+def test_people_named_and_who_the_user_is(text, gender, purpose):
+    features = extract_features(text)
+    assert (features[GENDER], features[PURPOSE]) == (gender, purpose)
+
+
+@pytest.mark.parametrize(
+    ("text", "purpose"),
+    [
+        ("헤어드라이기 추천해주세요 머리가 길어서 말리는데 오래 걸려요", 1),  # a product question that tells a situation
+        ("어깨결림 심해서 안마기 추천해주세요", 1),
+        ("허리 개아픔 ㅠ 안마기 얼마야", 1),
+        ("best earbuds for podcasts?", 0),  # a bare product question
+        ("요즘 제일 잘 나가는 게 뭐예요?", 0),  # "요즘" alone says nothing about the user
+        ("요새 제일 많이 팔리는 제품이 뭔가요?", 0),
+        ("요즘 러닝에 빠졌어요", 1),
+    ],
+)
+def test_purpose_of_questions_and_statements(text, purpose):
+    assert slot(text, PURPOSE) == purpose
+
+
+@pytest.mark.parametrize(
+    ("text", "vector_part"),
+    [
+        ("여름방학 동안 게임 실컷 하려고 하나 살 거예요", (0, 0)),  # 살 = buy, not years: (age, budget)
+        ("두 개 살 생각이에요, 30만원", (0, 300000)),
+        ("한 살 아기 선물", (1, 0)),
+        ("half a million won is my limit", (0, 500000)),
+        ("a quarter of a million won, tops", (0, 250000)),
+    ],
+)
+def test_numbers_that_are_not_ages_and_fractions_of_money(text, vector_part):
+    features = extract_features(text)
+    assert (features[AGE], features[BUDGET]) == vector_part
+
+
+@pytest.mark.parametrize(
+    ("text", "interest"),
+    [
+        ("안녕하세요 허리가 안 좋아서요", 10),  # symptoms are said with negations
+        ("잠이 안 와요 요즘", 10),
+        ("마사지기는 별로예요", 0),  # a product negated is still negated
+        ("마사지기 말고 다른 거 보여주세요", 10),  # an alternative of the same kind
+        ("남편이 롤에 빠져 살아요", 5),
+        ("폼롤러 말고", 0),
+        ("going on summer vacation in August and want to film my trip", 6),
+        ("업무 스트레스가 심해서 퇴근하고 좀 풀고 싶어요", 10),
+    ],
+)
+def test_interest_grammar(text, interest):
+    assert slot(text, INTEREST) == interest
+
+
 @pytest.mark.parametrize(
     ("text", "season"),
     [

@@ -125,7 +125,8 @@ def find_people(text: str, hits: Sequence[Hit], markers: SpeakerMarkers,
     starts = [h.start for h in hits]
     for hit in hits:
         mention = Mention(hit.group)
-        if mention is not Mention.PRONOUN and markers.describes(hit.start):
+        if mention is not Mention.PRONOUN and (markers.describes(hit.start) or grammar["speaker_after"].match_at(
+                text, hit.end + (text[hit.end:hit.end + 1] == " "))):
             role = Role.SPEAKER
         elif mention is Mention.PERSON and (grammar["with_before"].ending_at(text, hit.start, window=10)
                                             or grammar["with_after"].match_at(text, hit.end)

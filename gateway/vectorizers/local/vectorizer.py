@@ -32,6 +32,7 @@ from recommender.text import detect_language, normalize
 
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u3130-\u318f]")
 _FOR_SOMEONE = ("for a ", "for an ", "for my ")
+_REFUSALS = ("말고", "빼고", "제외", "싫", "관심 없", "별로")
 _LATIN = re.compile(r"[a-z]")
 
 
@@ -146,10 +147,14 @@ class LocalVectorizer:
         if particle:
             pos = particle.end
         pos += text[pos:pos + 1] == " "
-        if grammar["interest_alternative_after"].match_at(text, pos) is None and \
-                grammar["interest_negation_after"].match_at(text, pos) and \
-                (hit.key != "health_relax" or hit.group == "product"):
-            return True  # not for symptoms, said with negations: "허리가 안 좋아서", "잠이 안 와"
+        negation = None if grammar["interest_alternative_after"].match_at(text, pos) else \
+            grammar["interest_negation_after"].match_at(text, pos)
+        if negation is not None:
+            # symptoms are said with negations ("허리가 안 좋아서", "잠이 안 와"): for them only a
+            # refusal ("폼롤러 말고", "마사지 싫어") negates
+            if hit.key != "health_relax" or hit.group == "product" or \
+                    text.startswith(_REFUSALS, negation.start):
+                return True
         if hit.key == "health_relax":
             return False  # symptoms are said with negations: "can't sleep", "잠을 못 자"
         words = text[max(0, hit.start - 30):hit.start].split()
