@@ -125,6 +125,7 @@ _NATIVE = re.compile(f"{_NATIVE_TENS_RX}\\s?{_NATIVE_UNITS_RX}?|{_NATIVE_UNITS_R
 # Tens that stand alone as an age without 살 ("서른이에요", "마흔 넘었어요"); 열 and 쉰 are also
 # ordinary words (열다 "open", 쉰 "hoarse").
 _BARE_NATIVE_TENS = frozenset({"스물", "서른", "마흔", "예순", "일흔", "여든", "아흔"})
+_SWIN_AS_AGE = ("이 되", "이 넘", "이에요", "이세요", "이신", "입니다", "이야", "이 다 되", "을 넘", "넘")
 
 EN_UNITS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
             "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
@@ -372,7 +373,8 @@ def find_ages(text: str, grammar: Mapping[str, Matcher], numbers: list[Token] | 
             after = text[end:].lstrip()
             units = value % 10
             if (units and tens in NATIVE_TENS and tens != "열") or (
-                    tens in _BARE_NATIVE_TENS and (not after or not _is_hangul(after[0]) or after.startswith(_KO_AGE_FOLLOWERS))):
+                    tens in _BARE_NATIVE_TENS and (not after or not _is_hangul(after[0]) or after.startswith(_KO_AGE_FOLLOWERS))) or (
+                    tens == "쉰" and after.startswith(_SWIN_AS_AGE)):
                 add(start, end, value, AgeKind.STATED)
             continue
         old = _EN_YEARS_OLD.match(text, end)

@@ -73,10 +73,15 @@ class Signal:
     purpose: Purpose
     strength: int  # 3 reflexive ("나한테 선물"), 2 strong (선물, "제가 쓸"), 1 weak (a person, "I need")
     speaker: bool = False  # the speaker naming themselves ("제가", "I", "me")
-    person: bool = False  # someone else named with a noun ("룸메이트", "my boss"), not a pronoun
+    person: bool = False  # someone else named ("룸메이트", "my boss", 시키셔서), not only a pronoun
 
 
 SPEAKER_WINDOW = 30  # characters between "저는"/"I'm" and the word it describes
+CONTEXT_WINDOW = 12  # characters after a person in which "데려다주고" makes them circumstance
+_FIRST_PERSON = ("i ", "i'", "my ", "me ", "we ", "제가", "제 ", "저는", "저도", "저 ", "내가", "나는", "나도", "내 ")
+_ADJACENT_ONLY = ("때문", "덕분")
+_FOR_PERSON = ("for my ", "for a ", "for an ", "for the ", "for our ", "for his ", "for her ")
+_TO_PERSON = ("한테", "에게", "께", "들한테", "들에게", " 줄", " 드릴")
 _SENTENCE_BREAKS = frozenset(".!?;\n")
 _AGE_WORDS = ("early", "mid", "late", "twen", "thir", "fort", "fift", "sixt", "sevent", "eight", "nint", "teen")
 
@@ -145,10 +150,15 @@ def find_people(text: str, hits: Sequence[Hit], markers: SpeakerMarkers,
             role = Role.RECIPIENT
         copula = mention is Mention.PERSON and grammar["speaker_copula_after"].match_at(text, hit.end) is not None
         people.append(Person(hit.start, hit.end, hit.value, mention, role, copula))
+    decided = [p for p in people if p.role is Role.RECIPIENT and grammar["decision_after"].match_at(text, p.end)]
+    if decided:  # "엄마랑 아빠 중에 고민했는데 아빠로 정했어요": the others are taken back
+        chosen = {text[p.start:p.end] for p in decided}
+        people = [dataclasses.replace(p, role=Role.TAKEN_BACK)
+                  if p.role is Role.RECIPIENT and text[p.start:p.end] not in chosen else p for p in people]
     taken_back = {text[p.start:p.end] for p in people if p.role is Role.TAKEN_BACK}
     if taken_back:  # "엄마 선물을 사려고 하는데요, 아 엄마가 아니라": every mention of mom is taken back
-        people = [dataclasses.replace(p, role=Role.TAKEN_BACK) if text[p.start:p.end] in taken_back else p
-                  for p in people]
+        people = [dataclasses.replace(p, role=Role.TAKEN_BACK)
+                  if text[p.start:p.end] in taken_back and p.role is not Role.SPEAKER else p for p in people]
     return people
 
 
@@ -161,11 +171,25 @@ def _does_with(text: str, hit: Hit, starts: Sequence[int]) -> bool:
 
 
 def _circumstance(text: str, hit: Hit, grammar: Mapping[str, Matcher]) -> bool:
-    """"아기 재우고 나면", "애들 때문에", "because of my kids": the person is part of the speaker's situation."""
+    """"아기 재우고 나면", "애들 때문에", "딸 학원 데려다주고", "because of my kids": the person is
+    part of the speaker's situation (the words follow in the same clause, a noun may come between)."""
     after = _PARTICLES_BEFORE_VERB.match(text, hit.end)
-    if grammar["context_after"].match_at(text, after.end() if after else hit.end):
+    start = after.end() if after else hit.end
+    if grammar["context_after"].match_at(text, start):
         return True
+    window = text[start:start + CONTEXT_WINDOW]
+    clause = min((i for i in (window.find(c) for c in ",.!?") if i >= 0), default=len(window))
+    found = grammar["context_after"].search(text, start, start + clause)
+    if found is not None and " " not in text[start:found.start].strip() and \
+            not text.startswith(_ADJACENT_ONLY, found.start):  # "엄마 피부 때문에": mom's skin
+        return True  # one word between: "딸 학원 데려다주고"
     return grammar["context_before"].ending_at(text, hit.start, window=24) is not None
+
+
+def _named_for(text: str, person: Person, grammar: Mapping[str, Matcher]) -> bool:
+    """"for my mentor", "조카한테", "아빠께": the person is named as the one the product is for."""
+    before = text[max(0, person.start - 12):person.start]
+    return before.endswith(_FOR_PERSON) or text.startswith(_TO_PERSON, person.end)
 
 
 def _advises(text: str, hit: Hit, grammar: Mapping[str, Matcher]) -> bool:
@@ -217,15 +241,18 @@ def purpose_signals(text: str, purpose_hits: Sequence[Hit], people: Sequence[Per
             if _gift_to_self(text, hit, grammar):
                 signals.append(Signal(hit.start, Purpose.SELF, 3))  # "저한테 뭔가 선물하고 싶은데"
             elif not _negated_gift(text, hit, grammar):
-                signals.append(Signal(hit.start, Purpose.GIFT, hit.strength))
+                # an honorific ("시키셔서") speaks of a person already named
+                signals.append(Signal(hit.start, Purpose.GIFT, hit.strength, person=hit.group == "weak"))
         else:
-            signals.append(Signal(hit.start, Purpose.SELF, hit.strength, speaker=hit.group == "speaker"))
+            speaker = hit.group == "speaker" or text.startswith(_FIRST_PERSON, hit.start)
+            signals.append(Signal(hit.start, Purpose.SELF, hit.strength, speaker=speaker))
     for person in people:
         if person.role in BYSTANDERS:
             continue
         if person.mention is Mention.PERSON:  # "저는 엄마인데" / "for my mom"
+            # "for my mentor who got me through": named as the one it is for, whatever follows
             signals.append(Signal(person.start, Purpose.SELF if person.role is Role.SPEAKER else Purpose.GIFT, 1,
-                                  person=person.role is not Role.SPEAKER))
+                                  person=person.role is not Role.SPEAKER and not _named_for(text, person, grammar)))
         elif person.mention is Mention.PRONOUN:  # "she hikes every weekend": someone else
             signals.append(Signal(person.start, Purpose.GIFT, 1))
     return signals
@@ -299,6 +326,8 @@ def decide_gender(purpose: Purpose, people: Sequence[Person]) -> int:
     pronouns = [p for p in people if p.mention is Mention.PRONOUN]
     if purpose is Purpose.GIFT:
         others = [p for p in relatives + words if p.role is not Role.SPEAKER]
+        if not others:  # "아내가 둘째 낳고 나서 허리가 ... 제가 사주려고요": the one described is the recipient
+            others = [p for p in people if p.role is Role.CONTEXT and p.gender]
         return unique(others) if others else unique(pronouns)
     if purpose is Purpose.SELF:
         own = [p for p in relatives + words if p.role is Role.SPEAKER or p.copula]

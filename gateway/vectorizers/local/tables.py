@@ -34,7 +34,7 @@ NEUTRAL = "neutral"  # people without a gender (친구, parents)
 STRENGTHS: dict[str, dict[str, int]] = {
     "interest": {"product": 3, "strong": 2, "weak": 1, "ignore": 0},
     "gender": {"person": 3, "word": 2, "pronoun": 1, "ignore": 0},
-    "purpose": {"reflexive": 3, "strong": 2, "weak": 1, "context": 1, "speaker": 1, "ignore": 0},
+    "purpose": {"reflexive": 3, "strong": 2, "weak": 1, "plan": 1, "context": 1, "speaker": 1, "ignore": 0},
     "season": {"strong": 1, "ignore": 0},
     "age": {"milestone": 2, "stage": 1, "ignore": 0},
 }
@@ -43,7 +43,7 @@ GRAMMAR_GROUPS = frozenset({
     "speaker", "speaker_break", "correction", "with_before", "with_after", "gift_negation_after",
     "gift_negation_before", "interest_negation_after", "interest_negation_before", "negation_filler", "particle",
     "budget_context", "age_before", "age_not_after", "decade_era_after", "interest_alternative_after", "advisor_after",
-    "speaker_copula_after", "question", "context_after", "context_before", "statement_ending", "person_negation_after", "speaker_after", "advice", "self_recipient", "decision_after", "decision_before",
+    "speaker_copula_after", "question", "context_after", "context_before", "statement_ending", "person_negation_after", "speaker_after", "budget_decision_after", "statement_words", "advice", "self_recipient", "decision_after", "decision_before",
 })
 
 
@@ -198,9 +198,14 @@ class Matcher:
         return len(self._exact) + len(self._stems)
 
     def latin_words(self) -> dict[str, Entry]:
-        """The one-word Latin phrases (no stems): what EnglishTypos corrects towards."""
-        return {canonical: entry for (latin, canonical), entry in self._exact.items()
-                if latin and canonical.isalpha() and not any(c in entry.phrase for c in " -'")}
+        """What EnglishTypos corrects towards: every Latin phrase of letters only, written as one
+        word ("girl friend" is also "girlfriend"), stems as their letters ("photograph*")."""
+        words = {canonical: entry for (latin, canonical), entry in self._exact.items()
+                 if latin and canonical.isalpha()}
+        for stem, entry in self._stems.items():
+            if stem.isalpha():
+                words.setdefault(stem, entry)
+        return words
 
     def _entry(self, matched: str, latin: bool) -> Entry:
         cached = self._seen.get(matched)

@@ -93,6 +93,8 @@ class EnglishTypos:
 
     def __init__(self, words: Mapping[str, Entry], near_words: Iterable[str]):
         self.words = {w: e for w, e in words.items() if len(w) >= MIN_LETTERS and w.isalpha() and e.strength}
+        for word, entry in list(self.words.items()):  # phrases match their plural too: "podcsts"
+            self.words.setdefault(word + ("es" if word.endswith(("s", "x", "ch", "sh")) else "s"), entry)
         self.near_words = frozenset(near_words)
         self._index: dict[str, set[str]] = {}
         self._seen: dict[str, list[str]] = {}

@@ -40,6 +40,26 @@ def _scripts(text: str) -> tuple[bool, bool]:
     return bool(_LATIN.search(text)), bool(_HANGUL.search(text))
 
 
+_AFTER_PERSON = (", ", " (", ",", " - ", " — ")
+
+
+def _ages_after_people(text: str, found_people: list[people.Person], number_tokens: list[numbers.Token],
+                       ages: list[numbers.AgeMention]) -> list[numbers.AgeMention]:
+    """"my nephew, 17, plays soccer", "조카 (17)": a bare number set off right after a person."""
+    found = []
+    ends = {p.end for p in found_people if p.mention is people.Mention.PERSON}
+    for token in number_tokens:
+        if token.kind not in ("digits", "english") or any(a.start <= token.start < a.end for a in ages):
+            continue
+        if not any(text.startswith(sep, end) and end + len(sep) == token.start for end in ends for sep in _AFTER_PERSON):
+            continue
+        if text[token.end:token.end + 1] in (",", ")", "") or text.startswith((" and", " who", " 살", "살"), token.end):
+            years = int(token.value) if token.value == int(token.value) else 0
+            if 1 <= years <= schema.MAX_AGE:
+                found.append(numbers.AgeMention(token.start, token.end, years, numbers.AgeKind.STATED))
+    return found
+
+
 class LocalVectorizer:
     """Rule-based vectorizer: no network, no credentials, never unavailable."""
 
@@ -72,22 +92,31 @@ class LocalVectorizer:
         ages += [numbers.AgeMention(h.start, h.end, h.value,
                                     numbers.AgeKind.STATED if h.group == "milestone" else numbers.AgeKind.STAGE)
                  for h in slots["age"].hits(norm, scripts)]
+        ages += _ages_after_people(norm, found_people, number_tokens, ages)
         corrections = grammar["correction"].hits(norm)
         correction_end = corrections[-1].end if corrections else None
         interests = self._interests(norm, scripts, correction_end)
         purpose_hits = self.tables.hits("purpose", norm, scripts)
+        asks = "?" in norm or grammar["question"].search(norm) is not None
         if not (interests or ages or found_people):
             # "I'd like to spend 300k", "제 budget은": naming oneself about a price says nothing
             # about the user; "I need ...", "제가 쓸 ..." still do (their own lists)
             purpose_hits = [h for h in purpose_hits if h.group not in ("speaker", "context")]
+        elif asks:
+            # "정주행용으로는 뭐가 나아요?", "배터리 며칠 가요?": a use in a question qualifies the product
+            purpose_hits = [h for h in purpose_hits if h.group not in ("context", "plan")]
         signals = people.purpose_signals(norm, purpose_hits, found_people, grammar)
         signals += [people.Signal(a.start, people.Purpose.GIFT, 1) for a in ages
                     if norm[max(0, a.start - 7):a.start].endswith(_FOR_SOMEONE)]  # "for a 10 year old"
         purpose = people.decide_purpose(norm, signals, grammar, not signals and self._describes_self(
-            norm, found_people, ages, interests, markers))
+            norm, found_people, ages, interests, markers, asks))
         basis = people.purpose_basis(norm, signals, grammar, purpose)
         if correction_end is not None and any(a.start >= correction_end for a in ages):
             ages = [a for a in ages if a.start >= correction_end]  # "he's 15, no wait, 16"
+        if correction_end is not None and any(p.start >= correction_end and p.role is people.Role.RECIPIENT
+                                              for p in found_people):
+            # "for my sister, but actually ... it's for my brother": who comes after the correction
+            found_people = [p for p in found_people if p.start >= correction_end or p.role is people.Role.SPEAKER]
         vector = (
             people.decide_age(purpose, ages, markers),
             people.decide_gender(purpose, found_people),
@@ -99,7 +128,7 @@ class LocalVectorizer:
         return self._valid(vector), basis
 
     def _describes_self(self, text: str, found_people: list[people.Person], ages: list[numbers.AgeMention],
-                        interests: list[Hit], markers: people.SpeakerMarkers) -> bool:
+                        interests: list[Hit], markers: people.SpeakerMarkers, asks: bool) -> bool:
         """With no purpose word and no one else named: does the speaker say anything about the
         user (then it is themselves, the contract's purpose rule) or only ask about products?"""
         if any(p.role is people.Role.SPEAKER for p in found_people) or any(markers.describes(a.start) for a in ages):
@@ -109,24 +138,25 @@ class LocalVectorizer:
         uses = [h for h in interests if h.group != "product"]
         if not uses:
             return False
-        products = [h for h in interests if h.group == "product"]
-        asks = "?" in text or self.grammar["question"].search(text) is not None
-        if products and asks:
-            # "best earbuds for podcasts?" asks about a product; "드라이기 추천해 주세요 머리가 길어서"
-            # also tells the speaker's own situation
+        if asks:
+            # "best earbuds for podcasts?", "what would you recommend for stress relief?" ask about
+            # products; "드라이기 추천해 주세요 머리가 길어서" also tells the speaker's own situation
             return any(self._statement_follows(text, h) for h in uses)
         return True
 
     def _statement_follows(self, text: str, hit: Hit) -> bool:
         """"머리가 길어서", "어깨결림 심해서", "허리 개아픔": a use told as a statement (its word or
         the next one ends like a statement, not a request)."""
-        words = text[hit.end:].split(None, 2)[:2]
+        words = text[hit.end:].split(None, 3)[:3]
         ending = self.grammar["statement_ending"]
         for word in words:
             word = word.rstrip(".,!?~ㅠㅜㅋㅎ")
             if word and ending.ending_at(word, len(word), window=4) is not None:
                 return True
-        return False
+        clause_start = max((text.rfind(c, 0, hit.start) for c in ",.!?"), default=-1) + 1
+        ends = [i for i in (text.find(c, hit.end) for c in ",.!?") if i >= 0]
+        clause = text[clause_start:min(ends, default=len(text))]
+        return self.grammar["statement_words"].search(clause) is not None
 
     # ----------------------------------------------------------------------- slots
 
@@ -134,6 +164,9 @@ class LocalVectorizer:
         amounts = numbers.find_amounts(text, self.grammar, number_tokens)
         if not amounts:
             return 0
+        decided = [a for a in amounts if self.grammar["budget_decision_after"].match_at(text, a.end)]
+        if decided:
+            return decided[-1].won  # "50만원이라고 했는데 40만원으로 줄여 주세요"
         if correction_end is not None:
             after = [a for a in amounts if a.start >= correction_end]
             if after:
@@ -177,9 +210,12 @@ class LocalVectorizer:
         if decided:
             return [decided[-1]]  # "처음엔 안마기 생각했는데 ... 카메라로 할게요", "I'll go with the camera"
         if correction_end is not None:
-            later = [h for h in kept if h.start >= correction_end and h.group == "product"]
+            later = [h for h in kept if h.start >= correction_end]
+            products = [h for h in later if h.group == "product"]
+            if products:
+                return [products[-1]]  # the product settled on last
             if later:
-                return [later[-1]]  # the product settled on last
+                return later  # "a console ... what I actually need is something to help me sleep"
         return kept
 
     def _decided_on(self, text: str, hit: Hit) -> bool:
