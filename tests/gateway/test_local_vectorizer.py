@@ -484,3 +484,17 @@ def test_the_one_language_detector(text, language):
 def test_normalize_and_has_letters():
     assert normalize("  ＡＢＣ　３０만원 ’s  \n ￦5 ") == "abc 30만원 's ₩5"
     assert has_letters("30만원") and has_letters("abc") and not has_letters("300,000 👍")
+
+
+@pytest.mark.parametrize(
+    ("text", "budget"),
+    [
+        ("50마넌 정도요", 500000),  # chat spelling of 만원
+        ("삼사십만원", 400000),  # a range of neighbouring numerals: the upper end
+        ("이삼십만 원", 300000),
+        ("칠만 오천 원", 75000),
+        ("일이 많아서 30만원", 300000),  # 일이 (work) is no range
+    ],
+)
+def test_korean_money_in_words(text, budget):
+    assert slot(text, BUDGET) == budget

@@ -101,7 +101,9 @@ def sino_value(word: str) -> int | None:
     for ch in word:
         if ch in SINO_DIGITS:
             if digit is not None:
-                return None
+                if SINO_DIGITS[ch] != digit + 1:
+                    return None
+                # "삼사십만 원", "이삼십": a range of neighbours, read as its upper end
             digit = SINO_DIGITS[ch]
         elif ch in SINO_SMALL:
             unit = SINO_SMALL[ch]
@@ -230,10 +232,11 @@ def tokens(text: str) -> list[Token]:
 
 # --------------------------------------------------------------------------- money
 
-KO_UNITS = {"억": 100_000_000, "천만": 10_000_000, "백만": 1_000_000, "십만": 100_000, "만": 10_000, "천": 1000}
+KO_UNITS = {"억": 100_000_000, "천만": 10_000_000, "백만": 1_000_000, "십만": 100_000, "만": 10_000, "마넌": 10_000,
+            "천": 1000}
 EN_MONEY_SCALES = {"k": 1000, "thousand": 1000, "m": 1_000_000, "mil": 1_000_000, "million": 1_000_000,
                    "mn": 1_000_000, "billion": 1_000_000_000}
-_KO_UNIT = re.compile(r"\s?(억|천만|백만|십만|만|천)")
+_KO_UNIT = re.compile(r"\s?(억|천만|백만|십만|마넌|만|천)")  # 마넌: chat spelling of 만원
 _EN_SCALE = re.compile(r"\s?(thousand|million|billion|mil|mn|k|m)")
 _CURRENCY_AFTER = re.compile(r"\s?(원|won|krw)")
 _CURRENCY_BEFORE = ("₩", "krw", "\\")
@@ -274,6 +277,11 @@ def find_amounts(text: str, grammar: Mapping[str, Matcher], numbers: list[Token]
             won, end, last = value * KO_UNITS[unit.group(1)], unit.end(), KO_UNITS[unit.group(1)]
             while i < len(numbers) and numbers[i].start - end <= 1:
                 nxt = _KO_UNIT.match(text, numbers[i].end)
+                if not nxt and numbers[i].value < last and _CURRENCY_AFTER.match(text, numbers[i].end):
+                    won += numbers[i].value  # "칠만 오천 원": the last part is a number of won
+                    end = numbers[i].end
+                    i += 1
+                    break
                 if not nxt or KO_UNITS[nxt.group(1)] >= last:
                     break
                 won += numbers[i].value * KO_UNITS[nxt.group(1)]
@@ -282,7 +290,11 @@ def find_amounts(text: str, grammar: Mapping[str, Matcher], numbers: list[Token]
             currency = _CURRENCY_AFTER.match(text, end)
             end = currency.end() if currency else end
         elif token.kind == "sino":
-            if _CURRENCY_AFTER.match(text, end) and (token.value >= 1000 or "만" in text[token.start:end]):
+            if (i < len(numbers) and token.value >= 10_000 and numbers[i].kind == "sino" and numbers[i].start - end == 1
+                    and numbers[i].value < 10_000 and _CURRENCY_AFTER.match(text, numbers[i].end)):
+                value, end = value + numbers[i].value, numbers[i].end  # "칠만 오천 원"
+                i += 1
+            if _CURRENCY_AFTER.match(text, end) and (value >= 1000 or "만" in text[token.start:end]):
                 won, end = value, _CURRENCY_AFTER.match(text, end).end()
             elif token.value >= 10_000 and end - token.start > 1 and (end >= len(text) or not _is_hangul(text[end])
                                             or text.startswith(("이하", "미만", "이내", "까지", "안쪽", "정도", "쯤", "내외",
