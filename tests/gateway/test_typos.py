@@ -97,9 +97,10 @@ def test_purpose_typos_say_who_it_is_for():
 
 def test_typo_readers_exist_for_interest_gender_and_purpose_only_and_fold_hangul_for_interest():
     tables = load_tables()
-    assert set(tables.english_typos) == {"interest", "gender", "purpose"}
+    assert set(tables.english_typos) == {"interest", "gender", "purpose", "season"}
     assert set(tables.folded) == {"interest"}
-    assert tables.hits("season", "wintr", (True, False)) == []
+    assert tables.hits("age", "teenagr", (True, False)) == []
+    assert tables.hits("season", "in octobr", (True, False))[0].value == 3
 
 
 def test_the_command_counts_and_writes_the_near_words_file(tmp_path, monkeypatch, capsys):

@@ -322,7 +322,7 @@ class Matcher:
 # one-edit typos for these; Korean folded vowels for interest only (the Hangul person and purpose
 # words of 3+ syllables are rarely misspelt so, and most messages name no person: a second scan
 # for nothing on every message).
-TYPO_SLOTS = ("interest", "gender", "purpose")
+TYPO_SLOTS = ("interest", "gender", "purpose", "season")
 FOLDED_SLOTS = ("interest",)
 
 
