@@ -275,18 +275,27 @@ def decide_purpose(text: str, signals: Sequence[Signal], grammar: Mapping[str, M
         found = {s.purpose for s in signals if s.strength == strength}
         if found:
             return Purpose.GIFT if Purpose.GIFT in found else Purpose.SELF
+    if not any(s.purpose is Purpose.GIFT for s in signals):
+        return Purpose.SELF
+    return Purpose.SELF if speaker_turn(text, signals) is not None else Purpose.GIFT
+
+
+def speaker_turn(text: str, signals: Sequence[Signal]) -> tuple[int, int] | None:
+    """With only weak signs of someone else: a person named and then, in the same sentence, the
+    speaker naming themselves ("룸메이트가 코를 골아서 제가 잠을 못 자요", "my boss dumps spreadsheets
+    on me") tells the speaker's own situation ("I'm his mom", "... I'd say 500k" do not). Returns
+    (where the other person is named, where the speaker turns to themselves), or None."""
     others = [s for s in signals if s.purpose is Purpose.GIFT]
-    if not others:
-        return Purpose.SELF
-    # Only weak signs of someone else: a person named and then, in the same sentence, the speaker
-    # naming themselves ("룸메이트가 코를 골아서 제가 잠을 못 자요", "my boss dumps spreadsheets on me")
-    # tells the speaker's own situation; "I'm his mom", "... I'd say 500k" do not.
+    if not others or any(s.strength >= 2 for s in signals):
+        return None
     last_other = max(others, key=lambda s: s.position)
-    if last_other.person and any(s.speaker and s.position > last_other.position
-                                 and not any(c in _SENTENCE_BREAKS for c in text[last_other.position:s.position])
-                                 for s in signals):
-        return Purpose.SELF
-    return Purpose.GIFT
+    if not last_other.person:
+        return None
+    for s in signals:
+        if s.speaker and s.position > last_other.position and \
+                not any(c in _SENTENCE_BREAKS for c in text[last_other.position:s.position]):
+            return last_other.position, s.position
+    return None
 
 
 class Basis(enum.Enum):

@@ -117,6 +117,11 @@ class LocalVectorizer:
                                               for p in found_people):
             # "for my sister, but actually ... it's for my brother": who comes after the correction
             found_people = [p for p in found_people if p.start >= correction_end or p.role is people.Role.SPEAKER]
+        turn = people.speaker_turn(norm, signals) if purpose is people.Purpose.SELF else None
+        if turn is not None:
+            # "동생이 밤새 게임을 해서 제가 잠을 못 자요": the other person's doings are not the use
+            own = [h for h in interests if not turn[0] <= h.start < turn[1]]
+            interests = own or interests
         vector = (
             people.decide_age(purpose, ages, markers),
             people.decide_gender(purpose, found_people),
@@ -147,16 +152,20 @@ class LocalVectorizer:
     def _statement_follows(self, text: str, hit: Hit) -> bool:
         """"머리가 길어서", "어깨결림 심해서", "허리 개아픔": a use told as a statement (its word or
         the next one ends like a statement, not a request)."""
-        words = text[hit.end:].split(None, 3)[:3]
-        ending = self.grammar["statement_ending"]
-        for word in words:
-            word = word.rstrip(".,!?~ㅠㅜㅋㅎ")
-            if word and ending.ending_at(word, len(word), window=4) is not None:
-                return True
+        grammar = self.grammar
         clause_start = max((text.rfind(c, 0, hit.start) for c in ",.!?"), default=-1) + 1
         ends = [i for i in (text.find(c, hit.end) for c in ",.!?") if i >= 0]
-        clause = text[clause_start:min(ends, default=len(text))]
-        return self.grammar["statement_words"].search(clause) is not None
+        clause_end = min(ends, default=len(text))
+        clause = text[clause_start:clause_end]
+        asks = text[clause_end:clause_end + 1] == "?" or grammar["question"].search(clause) is not None
+        for word in text[hit.end:].split(None, 3)[:3]:
+            if word.endswith("?"):
+                break  # the question itself
+            word = word.rstrip(".,!~ㅠㅜㅋㅎ")
+            if word and (grammar["statement_ending"].ending_at(word, len(word), window=4) is not None or (
+                    not asks and word.endswith("요") and grammar["request_final"].ending_at(word, len(word)) is None)):
+                return True
+        return grammar["statement_words"].search(clause) is not None
 
     # ----------------------------------------------------------------------- slots
 
