@@ -5,16 +5,35 @@ and schedules its flush `timeout_s` later (or at once when `max_batch_size` rows
 queued); a flush runs ONE model call per model version and resolves every waiting future
 with its row of probabilities. With timeout 0 a row is scored at once, in its own call.
 
-Adaptive (default): a batch window is only opened while requests arrive in bursts (an
-EWMA of "arrived within 250 us of the previous one, or of the loop getting free"), which is
-what concurrent callers look like; a lone caller's request is scored at once and never
-waits for company.
+Adaptive (default): rows wait for company only while concurrency has been seen, that is
+two Recommend calls in flight on this worker at the same moment, since the last window
+closed or at its close. A window that closes with only its own call in flight turns waiting
+off again: a lone caller's rows are scored at once and never wait (after concurrent load, at
+most its first row waits one window). The batcher counts calls in flight from each call's own
+task: +1 when gRPC looks up the call's handler, before its request is read (the
+RecommendCallsInFlight interceptor, inference/servicer.py), -1 when that task ends, however
+it ends (answered, failed, cancelled, refused). No clock is involved: one caller has exactly
+one call in flight at a time (its previous call's task ends before the answer reaches it),
+whatever the per-call overhead or the machine's load; 32 callers overlap.
+
+Why a timing-free rule: the previous detector (an EWMA of arrivals within 250 us of the
+previous one) saw bursts only while the server's own per-call work was shorter than that
+gap; the per-call interceptor (auth, request ids, metrics) made it longer, and 256 concurrent
+single-row calls (16 threads) took 136-256 model calls, varying from run to run with load.
+Why "seen since the last window closed" and not "another call in flight as this row
+arrives": grpc.aio accepts one new call per loop turn and a row scored at once never yields
+to the loop, so even at c32 a worker sees only 1-5 calls in flight when a row arrives (an
+in-process probe, 1 worker: a third of the c32 rows saw their own call alone), and that rule
+gathered 1.7 rows per model call where the always-open window gathered 2.7.
+Remembering concurrency until a window closes alone: 2.4-3.1 rows per model call against
+2.5-2.8 always-open in the same probe, none of 1,465 c1 rows waited, and the 256 calls take
+18-30 model calls (tests/inference/test_lifecycle.py, 3 runs).
 
 Measured (1 worker, Recommend, 1 client process, see the report of issue 4): gathering
 only what is ready in the same loop turn averaged 1.1 rows per call (grpc.aio dispatches
 one RPC per ~300 us of its own work) and cost an extra loop turn per request; a 2 ms window
 cut server CPU per request at concurrency 32 from ~360 to ~245 us (TFLite) and ~720 to
-~430 us (compiled function) but, without the burst detector, multiplied the p50 at
+~430 us (compiled function) but, opened for a lone caller too, multiplied the p50 at
 concurrency 1 by 4-6.
 
 Model calls run on the loop thread: with the TFLite backend a call costs microseconds,
@@ -24,18 +43,11 @@ less than a hop to a thread pool.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 
 import numpy as np
 
 from recommender.schema import FEATURE_COUNT
-
-# An arrival this soon after the previous one counts as part of a burst.
-BURST_GAP_S = 250e-6
-# Share of recent arrivals in bursts above which concurrent callers are assumed.
-BUSY_SHARE = 0.05
-EWMA_WEIGHT = 0.05  # ~ the last 20 arrivals
 
 
 class DynamicBatcher:
@@ -47,27 +59,35 @@ class DynamicBatcher:
         self.timeout_s = timeout_s
         self.on_batch = on_batch  # metrics hook: called with each model call's row count
         self.adaptive = adaptive
-        self.burst_share = 0.0  # EWMA of arrivals within BURST_GAP_S of the previous one
-        self._last_arrival = 0.0
+        # Calls that may submit rows, in flight on this loop (track_call); 0 when nothing
+        # reports them, and then every row is a lone caller's.
+        self.calls_in_flight = 0
+        # Concurrency seen: two calls in flight at once since the last window closed (or at its
+        # close). Rows wait for company while it is set (see the module docstring).
+        self.concurrent = False
         self._pending: list[tuple[object, tuple[float, ...], asyncio.Future]] = []
         self._scheduled: asyncio.Handle | asyncio.TimerHandle | None = None
+
+    def track_call(self, task: asyncio.Future | None) -> None:
+        """Count a call in flight until `task` (the call's task) is done."""
+        if task is None:
+            return
+        self.calls_in_flight += 1
+        if self.calls_in_flight > 1:
+            self.concurrent = True
+        task.add_done_callback(self._call_ended)
+
+    def _call_ended(self, _task) -> None:
+        self.calls_in_flight -= 1
 
     def submit(self, model, row) -> asyncio.Future:
         """Queue one validated 6-float row for `model` (anything with .predict); the future
         resolves to its probabilities (float32[classes])."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        now = time.perf_counter()
-        burst = now - self._last_arrival < BURST_GAP_S
-        self._last_arrival = now
-        self.burst_share += ((1.0 if burst else 0.0) - self.burst_share) * EWMA_WEIGHT
-        idle = self.adaptive and self.burst_share < BUSY_SHARE
-        if not self._pending and (self.timeout_s <= 0 or idle):
+        if not self._pending and (self.timeout_s <= 0 or (self.adaptive and not self.concurrent)):
             # Immediate: an already-resolved future, awaited without a loop turn.
             self._run([(model, row, future)])
-            # Measure the next gap from when the loop got free again: behind a slow model
-            # call, queued requests arrive "late" though their callers were all waiting.
-            self._last_arrival = time.perf_counter()
             return future
         self._pending.append((model, row, future))
         if len(self._pending) >= self.max_batch_size:
@@ -83,6 +103,7 @@ class DynamicBatcher:
         if self._scheduled is not None:
             self._scheduled.cancel()
             self._scheduled = None
+        self.concurrent = self.calls_in_flight > 1
         while self._pending:
             batch = self._pending[: self.max_batch_size]
             del self._pending[: self.max_batch_size]

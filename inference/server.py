@@ -23,7 +23,7 @@ from inference.batching import DynamicBatcher
 from inference.manager import ModelManager
 from inference.metrics import WorkerMetrics
 from inference.repository import VersionSource
-from inference.servicer import MetadataServicer, RecommendServicer
+from inference.servicer import MetadataServicer, RecommendCallsInFlight, RecommendServicer
 from recommender import request_decoding, serving
 from recommender.settings import InferenceSettings
 from recommender.v1 import metadata_pb2, recommend_pb2
@@ -72,7 +72,9 @@ def build_server(config: InferenceSettings, manager: ModelManager, batcher: Dyna
                  interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> grpc.aio.Server:
     """THE place a worker's server is built: limits and interceptors (recommender.serving),
     the services, health and reflection. SO_REUSEPORT: every worker shares --port."""
-    server = serving.new_server(config, interceptors=interceptors, reuseport=True, metrics_prefix="inference")
+    # Last interceptor: the batcher counts Recommend calls in flight (inference/batching.py).
+    server = serving.new_server(config, interceptors=[*interceptors, RecommendCallsInFlight(batcher)],
+                                reuseport=True, metrics_prefix="inference")
     # Lenient decoding: bytes that are not a valid request (text that is not UTF-8) reach the
     # servicer as UndecodableRequest and get INVALID_ARGUMENT, not grpc's UNKNOWN.
     request_decoding.add_servicer(RecommendServicer(manager, batcher, metrics, config.max_batch_rows),

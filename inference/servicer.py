@@ -9,6 +9,7 @@ kills the worker. A bad row of a batch is a row error in the answer, not a faile
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import grpc
@@ -34,11 +35,26 @@ _BATCH_FIELDS = recommend_pb2.RecommendBatchResponse.DESCRIPTOR.fields_by_name
 _INDICES = _BATCH_FIELDS["product_indices"].number
 _SCORES = _BATCH_FIELDS["scores"].number
 _FEATURES = _BATCH_FIELDS["features"].number
+RECOMMEND_METHOD = "/" + recommend_pb2.DESCRIPTOR.services_by_name["RecommendService"].full_name + "/Recommend"
 
 
 def _slots(f) -> common_pb2.CustomerSlots:
     return common_pb2.CustomerSlots(age=int(f[0]), gender=int(f[1]), budget=int(f[2]),
                                     interest=int(f[3]), purpose=int(f[4]), season=int(f[5]))
+
+
+class RecommendCallsInFlight(grpc.aio.ServerInterceptor):
+    """Reports every Recommend call to the dynamic batcher from the moment gRPC looks up its
+    handler, before its request is read, until the call's task ends (the batcher's adaptive
+    window opens only while another call is in flight: inference/batching.py)."""
+
+    def __init__(self, batcher: DynamicBatcher):
+        self.batcher = batcher
+
+    async def intercept_service(self, continuation, handler_call_details):
+        if handler_call_details.method == RECOMMEND_METHOD:
+            self.batcher.track_call(asyncio.current_task())
+        return await continuation(handler_call_details)
 
 
 class _Recorded:

@@ -192,25 +192,61 @@ def test_sigterm_drains_an_in_flight_stream_then_exits_cleanly(tmp_path, served_
         assert "event=stopped" in server.log()
 
 
-def test_batch_timeout_gathers_concurrent_single_requests_into_fewer_model_calls(tmp_path, served_models_dir):
+def _batcher_totals(server) -> tuple[float, float, float]:
+    """(rows, model calls) of the dynamic batcher and Recommend calls answered within 50 ms
+    (server-side latency, batch wait included), so far."""
+    text = server.metrics()
+    rows = float(re.search(r'inference_batch_size_sum\{source="dynamic_batcher"\} (\S+)', text).group(1))
+    calls = float(re.search(r'inference_batch_size_count\{source="dynamic_batcher"\} (\S+)', text).group(1))
+    fast = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("inference_request_latency_seconds_bucket{")
+               and 'method="Recommend"' in line and 'le="0.05"' in line)
+    return rows, calls, fast
+
+
+def _sequential_calls(server, count: int) -> None:
+    with grpc.insecure_channel(server.target) as channel:
+        stub = recommend_pb2_grpc.RecommendServiceStub(channel)
+        for _ in range(count):
+            assert len(stub.Recommend(recommend_pb2.RecommendRequest(features=GOOD), timeout=10).items) == 3
+
+
+# A window far longer than any call's own work: a row that waited for company shows up above
+# 50 ms in the server's latency histogram, one scored at once below it.
+WINDOW_MS = "100"
+
+
+def test_adaptive_batching_gathers_concurrent_calls_and_never_holds_a_lone_caller(tmp_path, served_models_dir):
     from concurrent.futures import ThreadPoolExecutor
 
     with run_server(served_models_dir, tmp_path / "server.log", workers=1,
-                    extra=["--batch-timeout-ms", "20", "--max-batch-size", "64", "--no-batch-adaptive"]) as server:
+                    extra=["--batch-timeout-ms", WINDOW_MS, "--max-batch-size", "64"]) as server:
         with grpc.insecure_channel(server.target) as channel:
             stub = recommend_pb2_grpc.RecommendServiceStub(channel)
             with ThreadPoolExecutor(16) as pool:
-                # Enough requests that the burst detector (an EWMA over ~20 arrivals) has
-                # opened the window for most of them, whatever the machine's load.
                 replies = list(pool.map(lambda i: stub.Recommend(
                     recommend_pb2.RecommendRequest(features=GOOD), timeout=10), range(256)))
         assert all(r.model_version == 1 and len(r.items) == 3 for r in replies)
-        text = server.metrics()
-        calls = float(re.search(r'inference_batch_size_count\{source="dynamic_batcher"\} (\S+)', text).group(1))
-        rows = float(re.search(r'inference_batch_size_sum\{source="dynamic_batcher"\} (\S+)', text).group(1))
+        rows, calls, _ = _batcher_totals(server)
         assert rows == 256
-        # 16 callers in flight, a 20 ms window always open (--no-batch-adaptive): on average at
-        # least two rows per model call (without batching it would be exactly one call per row).
-        # The adaptive burst detector is not what this measures: with the per-call interceptor
-        # it saw bursts in some full runs and not in others (136-256 calls for 256 rows).
-        assert calls <= rows / 2
+        # 16 callers in flight: the adaptive window opens (another call is in flight when a row
+        # arrives) and gathers several rows per model call; one model call per row without it.
+        # With the old timing-based burst detector this took 136-256 calls; counting calls in
+        # flight it takes about 16 (every window gathers the 16 waiting callers).
+        assert calls <= rows / 4
+
+        _sequential_calls(server, 10)  # then one caller alone
+        rows2, calls2, fast = _batcher_totals(server)
+        assert (rows2 - rows, calls2 - calls) == (10, 10)
+        # At most the first of them waits (other calls were in flight when the last window
+        # closed); then rows are scored at once. One more is allowed a slow moment.
+        assert fast >= 8, f"only {fast:g} of 10 lone calls answered within 50 ms"
+
+
+def test_no_batch_adaptive_holds_even_a_lone_caller_for_the_window(tmp_path, served_models_dir):
+    """--no-batch-adaptive: the window is always open, so a lone caller's rows wait for it."""
+    with run_server(served_models_dir, tmp_path / "server.log", workers=1,
+                    extra=["--batch-timeout-ms", WINDOW_MS, "--no-batch-adaptive"]) as server:
+        _sequential_calls(server, 5)
+        rows, calls, fast = _batcher_totals(server)
+        assert (rows, calls, fast) == (5, 5, 0)

@@ -75,24 +75,6 @@ def test_batcher_without_timeout_scores_each_row_at_once():
     assert int(np.argmax(asyncio.run(main()))) == 3
 
 
-def test_adaptive_batcher_scores_a_lone_caller_at_once_and_batches_a_burst():
-    model = FakeModel(1, [])
-
-    async def main():
-        batcher = DynamicBatcher(max_batch_size=64, timeout_s=0.01)
-        for _ in range(5):  # one caller: a request, its answer, a pause, the next request
-            assert (await batcher.submit(model, _row(1, 1)))[1] == 1
-            await asyncio.sleep(0.002)
-        assert model.calls == [1] * 5
-        burst = [batcher.submit(model, _row(1, 2)) for _ in range(40)]
-        await asyncio.gather(*burst)
-
-    asyncio.run(main())
-    burst_calls = model.calls[5:]
-    assert sum(burst_calls) == 40
-    assert len(burst_calls) < 10 and max(burst_calls) > 20  # the burst shared model calls
-
-
 def test_batcher_waits_up_to_timeout_for_more_rows():
     model = FakeModel(1, [])
 
