@@ -79,15 +79,16 @@ def rss_mb(pid: int) -> float:
     return int(match.group(1)) / 1024 if match else float("nan")
 
 
-def _dynamic_batch_mean(metrics_port: int) -> float | None:
+def batcher_totals(metrics_port: int) -> tuple[float, float]:
+    """(rows, model calls) of the dynamic batcher so far, summed over the server's workers."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as reply:
             text = reply.read().decode()
     except OSError:
-        return None
+        return float("nan"), float("nan")
     total = re.search(r'inference_batch_size_sum\{source="dynamic_batcher"\} (\S+)', text)
     count = re.search(r'inference_batch_size_count\{source="dynamic_batcher"\} (\S+)', text)
-    return float(total.group(1)) / float(count.group(1)) if total and count and float(count.group(1)) else None
+    return (float(total.group(1)) if total else 0.0), (float(count.group(1)) if count else 0.0)
 
 
 def _fmt_ratio(value: float, goal: float | None, at_most: bool = False) -> str:
@@ -138,14 +139,19 @@ def run(args: argparse.Namespace | None = None) -> None:
         # The machine is shared and noisy: echo and inference alternate, `rounds` times each,
         # and each keeps its best round (highest throughput), so neither gets a quiet slot
         # the other did not.
+        fill: dict[str, list[float]] = {"c1": [0.0, 0.0], "c32": [0.0, 0.0]}  # rows, model calls
         for case, (method, requests, concurrency, processes) in cases.items():
             for _ in range(rounds):
                 for name, target in targets.items():
+                    counting = name == "inference" and case in fill
+                    before = batcher_totals(metrics_port) if counting else None
                     result = loadgen.run_unary(target, method, requests, concurrency, duration, processes=processes)
+                    if counting:
+                        after = batcher_totals(metrics_port)
+                        fill[case] = [fill[case][0] + after[0] - before[0], fill[case][1] + after[1] - before[1]]
                     best = results.get((name, case))
                     if best is None or result.rps > best.rps:
                         results[(name, case)] = result
-        batch_mean = _dynamic_batch_mean(metrics_port)
         errors = {k: r.first_error for k, r in results.items() if r.errors}
     finally:
         for server in reversed(servers):
@@ -188,8 +194,10 @@ def run(args: argparse.Namespace | None = None) -> None:
             print(f"  {label:<38}" + "".join(f"{backends[name][r] * 1e6:>12.1f}" for r in ("1", "32", "1000")))
     else:
         print(f"in-process TensorFlow timing failed: {timer.stderr.strip().splitlines()[-1:]}")
-    if batch_mean is not None:
-        print(f"Dynamic batcher: {batch_mean:.1f} requests per model call on average over the run")
+    fills = {case: rows / calls for case, (rows, calls) in fill.items() if calls}
+    if fills:
+        print("Dynamic batcher fill, Recommend rows per model call: "
+              + ", ".join(f"{case} {value:.2f}" for case, value in fills.items()))
     print("Worker resident memory after warm-up: "
           + (", ".join(f"pid {pid} {mb:.0f} MB" for pid, mb in rss.items()) or "unknown"))
     if errors:
