@@ -390,7 +390,9 @@ def load_tables(paths: Sequence[str | Path] = DEFAULT_FILES) -> PhraseTables:
     from gateway.vectorizers.local import typos
 
     slots = {slot: Matcher(slot, entries) for slot, entries in slot_entries.items()}
-    near_words = typos.load_near_words()
+    # a word that is a phrase of any slot ("sprints") is never another slot's typo ("springs")
+    known = {w for matcher in slots.values() for w in matcher.latin_words()}
+    near_words = set(typos.load_near_words()) | known | {w + "s" for w in known} | {w + "es" for w in known}
     return PhraseTables(
         slots=slots,
         grammar={group: Matcher(group, entries) for group, entries in grammar_entries.items()},

@@ -141,11 +141,43 @@ def load_near_words(path: Path = NEAR_WORDS_FILE) -> list[str]:
             if line.strip() and not line.startswith("#")]
 
 
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+# regular endings a word list of lemmas leaves out: plans, planned, planning, planner, sprints
+_SUFFIXES = ("s", "es", "ed", "d", "ing", "er", "ers", "y", "ly")
+
+
+def _one_edit_variants(word: str) -> set[str]:
+    """Every string one edit from `word` that keeps its first letter."""
+    head, variants = word[0], set()
+    for i in range(1, len(word) + 1):
+        variants.update(word[:i] + c + word[i:] for c in _LETTERS)  # insert
+        if i < len(word):
+            variants.add(word[:i] + word[i + 1:])  # delete
+            variants.update(word[:i] + c + word[i + 1:] for c in _LETTERS)  # substitute
+            if i + 1 < len(word):
+                variants.add(word[:i] + word[i + 1] + word[i] + word[i + 2:])  # swap
+    variants.discard(word)
+    return {v for v in variants if v[0] == head}
+
+
+def _is_real(word: str, dictionary: set[str]) -> bool:
+    if word in dictionary:
+        return True
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix):
+            base = word[:-len(suffix)]
+            if base in dictionary or base + "e" in dictionary or (len(base) > 2 and base[-1] == base[-2] and base[:-1] in dictionary):
+                return True
+    return False
+
+
 def near_words(vocabulary: Iterable[str], dictionary: Iterable[str]) -> list[str]:
-    """Real words one edit from a phrase of the vocabulary (same first letter), which
-    EnglishTypos must not correct."""
+    """Real words (and their regular inflections) one edit from a phrase of the vocabulary (same
+    first letter, 5+ letters), which EnglishTypos must not correct."""
+    words = {w.lower() for w in dictionary if w.isalpha() and w.islower()}
     typos = EnglishTypos({w: _ANY for w in vocabulary}, ())
-    return sorted({w for w in dictionary if w.isalpha() and w.islower() and typos.neighbours(w)})
+    return sorted({v for word in typos.words for v in _one_edit_variants(word)
+                   if len(v) >= MIN_LETTERS and _is_real(v, words)})
 
 
 _ANY = Entry("", "", 1, "", 1, "")
