@@ -43,3 +43,43 @@ def models_dir_copy(tmp_path, trained_models_dir):
     target = tmp_path / "models"
     shutil.copytree(trained_models_dir, target)
     return target
+
+
+# --------------------------------------------------------------------------- shared servers
+# One inference server (2 workers, the suite's model) and one gateway in front of it serve
+# every test package whose tests only call them (clients, inference, gateway, web, README):
+# each inference worker imports TensorFlow (~2 s, ~600 MB), and each package used to start its
+# own. Tests that kill, stop, freeze or reconfigure a server start their own.
+
+
+@pytest.fixture(scope="session")
+def shared_inference(trained_models_dir, tmp_path_factory):
+    """`python -m inference` with 2 workers over `trained_models_dir` (read-only), metrics on."""
+    from tests.support import run_server
+
+    log = tmp_path_factory.mktemp("shared-inference") / "inference.log"
+    with run_server(trained_models_dir, log, workers=2) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def inference_target(shared_inference) -> str:
+    """host:port of the shared inference server's shared port."""
+    return shared_inference.target
+
+
+@pytest.fixture(scope="session")
+def gateway_target(inference_target, tmp_path_factory) -> str:
+    """host:port of a gateway (local vectorizer, defaults) in front of the shared inference server."""
+    from tests.support import ServerProcess, free_port, wait_for_health
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("shared-gateway") / "gateway.log"
+    with ServerProcess([PYTHON, "-m", "gateway", "serve", "--port", str(port), "--inference", inference_target,
+                        "--metrics-port", "0"], log) as server:
+        try:
+            wait_for_health(f"127.0.0.1:{port}", timeout=60, process=server.process)
+        except Exception:
+            print(server.log())
+            raise
+        yield f"127.0.0.1:{port}"

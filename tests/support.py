@@ -12,12 +12,15 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from edge.runner import die_with_parent
+from recommender import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -146,3 +149,60 @@ class ServerProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class RunningServer:
+    """An inference server started by `run_server`: its ports, channels, metrics and log."""
+
+    def __init__(self, process: ServerProcess, port: int, workers: int, metrics_port: int):
+        self.server = process
+        self.port = port
+        self.workers = workers
+        self.metrics_port = metrics_port
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def worker_port(self, index: int) -> int:
+        return settings.worker_port(self.port, index)
+
+    @property
+    def round_robin_target(self) -> str:
+        return "ipv4:" + settings.worker_addresses(self.port, self.workers)
+
+    def channel(self, target: str | None = None) -> grpc.Channel:
+        return grpc.insecure_channel(target or self.target,
+                                     options=[("grpc.lb_policy_name", "round_robin")])
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as reply:
+            return reply.read().decode()
+
+    def log(self) -> str:
+        return self.server.log()
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        for i in range(self.workers):
+            wait_for_health(f"127.0.0.1:{self.worker_port(i)}", timeout=timeout, process=self.server.process)
+
+
+@contextmanager
+def run_server(models_dir, log_path: Path, workers: int = 2, wait: bool = True, extra: list[str] = ()):
+    """`python -m inference` on free ports (shared port + one per worker, metrics port)."""
+    port = free_port_block(workers + 1)
+    metrics_port = free_port()
+    process = ServerProcess(
+        [PYTHON, "-m", "inference", "--models-dir", str(models_dir), "--port", str(port),
+         "--workers", str(workers), "--metrics-port", str(metrics_port), "--poll-interval-s", "0.3",
+         *extra],
+        log_path)
+    with process:
+        server = RunningServer(process, port, workers, metrics_port)
+        if wait:
+            try:
+                server.wait_ready()
+            except Exception:
+                print(server.log())
+                raise
+        yield server

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import PYTHON, ROOT, ServerProcess, free_port, wait_for_health
+from tests.support import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -71,23 +71,10 @@ def test_readme_has_grpcurl_examples_for_every_service():
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory, trained_models_dir):
-    logs = tmp_path_factory.mktemp("readme_grpcurl")
-    inference_port, gateway_port = free_port(), free_port()
-    inference = ServerProcess(
-        [PYTHON, "-m", "inference", "--models-dir", str(trained_models_dir), "--port", str(inference_port),
-         "--workers", "1", "--metrics-port", "0"], logs / "inference.log").start()
-    gateway = ServerProcess(
-        [PYTHON, "-m", "gateway", "serve", "--port", str(gateway_port),
-         "--inference", f"127.0.0.1:{inference_port + 1}", "--metrics-port", "0"], logs / "gateway.log")
-    try:
-        wait_for_health(f"127.0.0.1:{inference_port}", timeout=180, process=inference.process)
-        gateway.start()
-        wait_for_health(f"127.0.0.1:{gateway_port}", timeout=60, process=gateway.process)
-        yield {README_GATEWAY_PORT: gateway_port, README_INFERENCE_PORT: inference_port}
-    finally:
-        gateway.stop()
-        inference.stop()
+def servers(inference_target, gateway_target):
+    """The session's shared inference server and gateway (tests/conftest.py): README port -> test port."""
+    return {README_GATEWAY_PORT: int(gateway_target.rsplit(":", 1)[1]),
+            README_INFERENCE_PORT: int(inference_target.rsplit(":", 1)[1])}
 
 
 @pytest.mark.parametrize("command", readme_commands())

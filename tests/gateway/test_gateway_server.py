@@ -43,28 +43,19 @@ def start_gateway(tmp_path, inference: str, name: str = "gateway", extra: list[s
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, trained_models_dir):
-    """inference (1 worker) + gateway, both real processes, stopped after the module."""
+def stack(tmp_path_factory, inference_target):
+    """The session's shared inference server (tests/conftest.py) + this module's own gateway (its
+    metrics and log are read here), a real process stopped after the module."""
     logs = tmp_path_factory.mktemp("gateway_stack")
-    inference_port = free_port()
-    inference = ServerProcess(
-        [PYTHON, "-m", "inference", "--models-dir", str(trained_models_dir), "--port", str(inference_port),
-         "--workers", "1", "--metrics-port", "0"],
-        logs / "inference.log",
-    ).start()
-    gateway = None
+    gateway, port, metrics_port = start_gateway(logs, inference_target)
     try:
-        wait_for_health(f"127.0.0.1:{inference_port}", timeout=180, process=inference.process)
-        gateway, port, metrics_port = start_gateway(logs, f"127.0.0.1:{inference_port + 1}")
         wait_for_health(f"127.0.0.1:{port}", timeout=60, process=gateway.process)
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         yield {"channel": channel, "port": port, "metrics_port": metrics_port,
-               "inference_port": inference_port, "gateway": gateway, "inference": inference}
+               "inference_port": int(inference_target.rsplit(":", 1)[1]), "gateway": gateway}
         channel.close()
     finally:
-        if gateway is not None:
-            gateway.stop()
-        inference.stop()
+        gateway.stop()
 
 
 @pytest.fixture

@@ -14,26 +14,20 @@ def web_logs(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def web_inference(trained_models_dir, web_logs):
-    server, target = support.start_inference(trained_models_dir, web_logs)
-    try:
-        yield target
-    finally:
-        server.stop()
+def web_inference(inference_target):
+    """The session's shared inference server (tests/conftest.py)."""
+    return inference_target
 
 
 @pytest.fixture(scope="session")
-def page_url(web_inference, web_logs):
-    """The page as a customer opens it: http://127.0.0.1:<edge port>/."""
-    gateway, target = support.start_gateway(web_inference, web_logs)
+def page_url(gateway_target, web_logs):
+    """The page as a customer opens it: http://127.0.0.1:<edge port>/, the project's edge in
+    front of the session's shared gateway (tests/conftest.py)."""
+    edge, url = support.start_edge(gateway_target, web_logs)
     try:
-        edge, url = support.start_edge(target, web_logs)
-        try:
-            yield url
-        finally:
-            edge.stop()
+        yield url
     finally:
-        gateway.stop()
+        edge.stop()
 
 
 @pytest.fixture(scope="session")
