@@ -498,3 +498,33 @@ def test_normalize_and_has_letters():
 )
 def test_korean_money_in_words(text, budget):
     assert slot(text, BUDGET) == budget
+
+
+@pytest.mark.parametrize(
+    ("text", "vector_part"),  # (gender, purpose)
+    [
+        ("dude my skin is so bad lately, need something", (0, 1)),  # spoken to, not about
+        ("10월에 부모님 모시고 유럽 여행 가는데 추억 남기고 싶어요", (0, 1)),  # taken along: company
+        ("my 10-year-old keeps asking for a Switch for Christmas", (0, 2)),
+        ("저 25살 여잔데요 봄 되니까 머리 스타일 바꾸고 싶어요", (1, 1)),
+        ("음악 듣기 좋은 이어폰 잇나요", (0, 0)),  # a question misspelt is still a question
+        ("룸메가 코를 너무 골아서 잠을 못 자요", (0, 1)),
+        ("저 쉰셋인데 퇴근하면 온몸이 쑤셔서 마사지 받고 싶어요", (0, 1)),  # 쑤셔 is no honorific
+    ],
+)
+def test_more_people_and_questions(text, vector_part):
+    features = extract_features(text)
+    assert (features[GENDER], features[PURPOSE]) == vector_part
+
+
+def test_a_correction_keeps_the_product_the_later_uses_point_to():
+    text = ("제가 요즘 허리가 안 좋아서 안마기를 알아보고 있었는데요, 생각해보니 남편도 매일 야근해서 어깨가 굳었더라고요. "
+            "그래서 남편 걸로 사려고요.")
+    assert slot(text, INTEREST) == 10
+    assert slot("I was going to buy myself a console, but actually what I need is something to help me sleep",
+                INTEREST) == 10
+
+
+def test_budget_settled_on_after_a_first_figure():
+    assert slot("처음엔 50만원 생각했는데 그냥 40만원 이하로 해주세요", BUDGET) == 400000
+    assert slot("예산이 팔십만원이었는데 육십만원으로 줄일게요", BUDGET) == 600000

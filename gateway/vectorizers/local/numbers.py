@@ -190,8 +190,8 @@ def tokens(text: str) -> list[Token]:
         # one of these characters: no scan for texts without them
         for m in _SINO.finditer(text) if _SINO_NEEDED.search(text) else ():
             s, e = m.span()
-            if s and (_is_hangul(text[s - 1]) or text[s - 1].isdigit()):
-                continue  # inside a word (구매, 사이) or a unit after digits (30만)
+            if s and (_is_hangul(text[s - 1]) or text[s - 1].isdigit() or _is_latin(text[s - 1])):
+                continue  # inside a word (구매, 사이), a unit after digits (30만), a particle ("excel이랑", "ppt만")
             value = sino_value(m.group())
             if value is not None:
                 found.append(Token(s, e, float(value), "sino"))

@@ -120,6 +120,7 @@ class SpeakerMarkers:
 _WITH_PARTICLE = re.compile(r"들?(?:이랑|랑|하고|와|과)(?=[\s,])")
 # "형 나 노래 들을 거": a person named first and then the speaker: spoken to, not about
 _ADDRESS = re.compile(r"[\s,!~]+(?:나|저|내가|제가|난|전|i|i'm|im|i've|i'd)(?=\s)")
+_VOCATIVES = frozenset({"dude", "bro", "sis", "bruh", "man", "guys"})  # "dude my skin is so bad lately"
 _INTERJECTION = re.compile(r"(?:아|야|저기|음|헐|근데)?[\s,]*")
 _PARTICLES_BEFORE_VERB = re.compile(r"(?:들)?(?:을|를|이|가|은|는|도)?\s?")
 
@@ -144,7 +145,9 @@ def find_people(text: str, hits: Sequence[Hit], markers: SpeakerMarkers,
             role = Role.ADVISOR
         elif mention is Mention.PERSON and _circumstance(text, hit, grammar):
             role = Role.CONTEXT
-        elif mention is Mention.PERSON and _INTERJECTION.fullmatch(text, 0, hit.start) and _ADDRESS.match(text, hit.end):
+        elif _INTERJECTION.fullmatch(text, 0, hit.start) and (
+                (mention is Mention.PERSON and _ADDRESS.match(text, hit.end))
+                or (text[hit.start:hit.end] in _VOCATIVES and text[hit.end:hit.end + 1] in (" ", ",", "!"))):
             role = Role.ADDRESSEE
         else:
             role = Role.RECIPIENT
@@ -180,9 +183,8 @@ def _circumstance(text: str, hit: Hit, grammar: Mapping[str, Matcher]) -> bool:
     window = text[start:start + CONTEXT_WINDOW]
     clause = min((i for i in (window.find(c) for c in ",.!?") if i >= 0), default=len(window))
     found = grammar["context_after"].search(text, start, start + clause)
-    if found is not None and " " not in text[start:found.start].strip() and \
-            not text.startswith(_ADJACENT_ONLY, found.start):  # "엄마 피부 때문에": mom's skin
-        return True  # one word between: "딸 학원 데려다주고"
+    if found is not None and not text.startswith(_ADJACENT_ONLY, found.start):  # "엄마 피부 때문에": mom's skin
+        return True  # a few words between: "딸 학원 데려다주고", "룸메가 코를 너무 골아서"
     return grammar["context_before"].ending_at(text, hit.start, window=24) is not None
 
 
@@ -331,7 +333,7 @@ def decide_gender(purpose: Purpose, people: Sequence[Person]) -> int:
 
     relatives = [p for p in people if p.mention is Mention.PERSON and p.gender
                  and p.role not in BYSTANDERS]
-    words = [p for p in people if p.mention is Mention.WORD]
+    words = [p for p in people if p.mention is Mention.WORD and p.role is not Role.ADDRESSEE]
     pronouns = [p for p in people if p.mention is Mention.PRONOUN]
     if purpose is Purpose.GIFT:
         others = [p for p in relatives + words if p.role is not Role.SPEAKER]

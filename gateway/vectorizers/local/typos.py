@@ -144,6 +144,7 @@ def load_near_words(path: Path = NEAR_WORDS_FILE) -> list[str]:
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 # regular endings a word list of lemmas leaves out: plans, planned, planning, planner, sprints
 _SUFFIXES = ("s", "es", "ed", "d", "ing", "er", "ers", "y", "ly")
+_DROP_E = frozenset({"ed", "ing", "er", "ers", "y"})  # hope -> hoping, hoped; not headphone -> "headphons"
 
 
 def _one_edit_variants(word: str) -> set[str]:
@@ -166,8 +167,9 @@ def _is_real(word: str, dictionary: set[str]) -> bool:
     for suffix in _SUFFIXES:
         if word.endswith(suffix):
             base = word[:-len(suffix)]
-            if base in dictionary or base + "e" in dictionary or (len(base) > 2 and base[-1] == base[-2] and base[:-1] in dictionary):
-                return True
+            if base in dictionary or (suffix in _DROP_E and base + "e" in dictionary) or (
+                    len(base) > 2 and base[-1] == base[-2] and base[:-1] in dictionary):
+                return True  # plans; hoping (hope); planned (plan)
     return False
 
 

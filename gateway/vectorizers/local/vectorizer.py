@@ -108,6 +108,8 @@ class LocalVectorizer:
         signals = people.purpose_signals(norm, purpose_hits, found_people, grammar)
         signals += [people.Signal(a.start, people.Purpose.GIFT, 1) for a in ages
                     if norm[max(0, a.start - 7):a.start].endswith(_FOR_SOMEONE)]  # "for a 10 year old"
+        signals += [people.Signal(a.start, people.Purpose.GIFT, 1, person=True) for a in ages
+                    if norm[max(0, a.start - 3):a.start] == "my " and "year" in norm[a.start:a.end]]  # "my 10-year-old"
         purpose = people.decide_purpose(norm, signals, grammar, not signals and self._describes_self(
             norm, found_people, ages, interests, markers, asks))
         basis = people.purpose_basis(norm, signals, grammar, purpose)
@@ -173,7 +175,8 @@ class LocalVectorizer:
         amounts = numbers.find_amounts(text, self.grammar, number_tokens)
         if not amounts:
             return 0
-        decided = [a for a in amounts if self.grammar["budget_decision_after"].match_at(text, a.end)]
+        decided = [a for a in amounts if self.grammar["budget_decision_after"].match_at(
+            text, a.end + (text[a.end:a.end + 1] == " "))]
         if decided:
             return decided[-1].won  # "50만원이라고 했는데 40만원으로 줄여 주세요"
         if correction_end is not None:
@@ -224,7 +227,10 @@ class LocalVectorizer:
             if products:
                 return [products[-1]]  # the product settled on last
             if later:
-                return later  # "a console ... what I actually need is something to help me sleep"
+                # "a console ... what I actually need is something to help me sleep"; a product named
+                # before that the later uses point to stays ("안마기 ... 생각해 보니 남편도 어깨가")
+                codes = {h.value for h in later}
+                return [h for h in kept if h.group == "product" and h.value in codes and h.start < correction_end] + later
         return kept
 
     def _decided_on(self, text: str, hit: Hit) -> bool:
