@@ -11,7 +11,7 @@ Modes: `adaptive` (default flags), `always-open` (--no-batch-adaptive), `off`
 (--batch-timeout-ms 0); `--compare-tree DIR` adds the same server run from another checkout
 (e.g. `git archive <commit> | tar -x -C DIR`) as `adaptive@DIR` (repeatable).
 
-    python -m bench.batcher_bench [--models-dir DIR] [--rounds 3] [--duration 2.5] [--workers 2]
+    python -m bench.batcher_bench [--models-dir DIR] [--rounds 3] [--duration 2.5] [--workers 2] [--cases c1,c32]
 """
 
 from __future__ import annotations
@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> dict:
         for round_index in range(args.rounds):
             order = list(addresses) if round_index % 2 == 0 else list(reversed(addresses))
             for case, concurrency, processes in (("c1", 1, 1), ("c32", 32, args.client_processes)):
+                if case not in args.cases.split(","):
+                    continue
                 for name in order:
                     port = metrics_ports.get(name)
                     before = (batcher_totals(port), slow_recommends(port)) if port else None
@@ -75,7 +77,8 @@ def run(args: argparse.Namespace) -> dict:
                         after = batcher_totals(port)
                         calls = after[1] - before[0][1]
                         fill = (after[0] - before[0][0]) / calls if calls else None
-                        slow = (slow_recommends(port) - before[1]) / max(1, result.calls)
+                        slow_after = slow_recommends(port)  # warm-up calls included
+                        slow = (slow_after[0] - before[1][0]) / max(1.0, slow_after[1] - before[1][1])
                     results.setdefault((name, case), []).append((result, fill, slow))
                     if result.errors:
                         print(f"  {name} {case}: {result.errors} errors, first {result.first_error}")
@@ -86,10 +89,10 @@ def run(args: argparse.Namespace) -> dict:
     return report(results, list(addresses), workers, args)
 
 
-def slow_recommends(metrics_port: int, seconds: float = 0.001) -> float:
-    """Recommend calls so far whose server-side latency (batch wait included) exceeded
-    `seconds` (a histogram bucket bound: the default window, 1 ms): with a 1 ms window, a
-    row that waited for company is one of them."""
+def slow_recommends(metrics_port: int, seconds: float = 0.001) -> tuple[float, float]:
+    """(Recommend calls so far whose server-side latency, batch wait included, exceeded
+    `seconds`, all Recommend calls so far). `seconds` is a histogram bucket bound; with the
+    default 1 ms window, a row that waited for company is among the slow ones."""
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as reply:
         text = reply.read().decode()
     total = within = 0.0
@@ -100,7 +103,7 @@ def slow_recommends(metrics_port: int, seconds: float = 0.001) -> float:
                 total += value
             elif f'le="{seconds:g}"' in line:
                 within += value
-    return total - within
+    return total - within, total
 
 
 class TreeServer(ServerProcess):
@@ -124,8 +127,8 @@ def report(results: dict, names: list[str], workers: int, args) -> dict:
         return statistics.median(values) if values else float("nan")
 
     rounds = args.rounds
-    echo_c1 = [r.p50_ms for r, _, _ in results[("echo", "c1")]]
-    echo_c32 = [r.rps for r, _, _ in results[("echo", "c32")]]
+    echo_c1 = [r.p50_ms for r, _, _ in results.get(("echo", "c1"), [])]
+    echo_c32 = [r.rps for r, _, _ in results.get(("echo", "c32"), [])]
     table = {}
     print()
     print(f"Dynamic batcher modes: {workers} workers, medians of {rounds} alternating {args.duration:g} s rounds; "
@@ -133,7 +136,7 @@ def report(results: dict, names: list[str], workers: int, args) -> dict:
     print(f"{'mode':<24} {'c1 p50 ms':>10} {'/ echo':>7} {'c1 >1ms':>8} {'c32 req/s':>10} {'/ echo':>7} "
           f"{'c32 p50 ms':>10} {'rows/call c32':>13}")
     for name in names:
-        c1, c32 = results[(name, "c1")], results[(name, "c32")]
+        c1, c32 = results.get((name, "c1"), []), results.get((name, "c32"), [])
         row = {
             "c1_p50_ms": median([r.p50_ms for r, _, _ in c1]),
             "c1_p50_vs_echo": median([r.p50_ms / e for (r, _, _), e in zip(c1, echo_c1, strict=True)]),
@@ -159,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians reported)")
     parser.add_argument("--workers", type=int, help="worker processes per server (default: CPU count)")
     parser.add_argument("--client-processes", type=int, default=2, help="load generator processes at c32")
+    parser.add_argument("--cases", default="c1,c32", help="which of c1,c32 to run")
     parser.add_argument("--compare-tree", action="append",
                         help="also run `python -m inference` (default flags) from this checkout; repeatable")
     run(parser.parse_args(argv))
