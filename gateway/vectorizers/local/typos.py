@@ -65,7 +65,6 @@ def has_foldable(text: str) -> bool:
 
 # ------------------------------------------------------------------------------ English
 
-_WORD = re.compile(r"[a-z]+")
 
 
 def one_edit_apart(a: str, b: str) -> bool:
@@ -125,13 +124,30 @@ class EnglishTypos:
 
     def hits(self, text: str) -> list[Hit]:
         hits = []
-        for m in _WORD.finditer(text):
-            found = self.candidates(m.group())
+        for start, end, word in long_words(text):
+            found = self.candidates(word)
             entries = {self.words[w].value for w in found}
             if len(entries) == 1:  # one meaning only: "readign" -> reading
                 entry = self.words[found[0]]
-                hits.append(Hit(m.start(), m.end(), entry.key, entry.value, entry.strength, entry.group))
+                hits.append(Hit(start, end, entry.key, entry.value, entry.strength, entry.group))
         return hits
+
+
+_LONG_WORD = re.compile(rf"[a-z]{{{MIN_LETTERS},}}")
+# (text, its long words): the slots read the same text in turn. One tuple, swapped whole, so
+# threads sharing a vectorizer never pair one text with another's words.
+_memo: tuple[str, list[tuple[int, int, str]]] = ("", [])
+
+
+def long_words(text: str) -> list[tuple[int, int, str]]:
+    """The Latin words of 5+ letters ("laptop이랑" has "laptop"), remembered for the last text."""
+    global _memo
+    memo = _memo
+    if memo[0] is text:
+        return memo[1]
+    words = [(m.start(), m.end(), m.group()) for m in _LONG_WORD.finditer(text)]
+    _memo = (text, words)
+    return words
 
 
 def load_near_words(path: Path = NEAR_WORDS_FILE) -> list[str]:

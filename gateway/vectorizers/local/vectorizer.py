@@ -260,7 +260,7 @@ class LocalVectorizer:
         named = [(h.start, h.value) for h in self.tables.slots["season"].hits(text, scripts)]
         named += numbers.find_months(text, number_tokens)
         if not named and scripts[0]:
-            named = [(h.start, h.value) for h in self.tables.hits("season", text, (True, False))]  # "in octobr"
+            named = [(h.start, h.value) for h in self.tables.english_typos["season"].hits(text)]  # "in octobr"
         return min(named)[1] if named else 0
 
     def _valid(self, vector: tuple) -> tuple[float, ...]:
