@@ -3,13 +3,20 @@
 Grammar over the phrase tables' hits: the words themselves (엄마, wife, 선물, 제가 쓸...) are data in
 phrases/*.toml; this module decides what they mean together.
 
-- A person mentioned is the speaker's self-description ("저는 30대 여성", "I'm a dad") when a
-  speaker marker comes shortly before with no turn to someone else in between; a companion when
-  the product is shared with them ("with my wife", "엄마랑 같이"); otherwise a recipient.
+- A person mentioned is the speaker's self-description ("저는 30대 여성", "I'm a dad", "dad of two
+  here") when a speaker marker comes shortly before with no turn to someone else in between; a
+  companion when the product is shared or the thing done with them ("with my wife", "엄마랑 같이",
+  "친구들이랑 마리오카트", "부모님 모시고"); an advisor ("친구가 추천", "my partner says"); the
+  speaker's circumstance ("아기 재우고 나면", "룸메가 코를 골아서", "because of my kids"); the one
+  spoken to ("형 나 노래 들을 거", "bro i need"); named and taken back ("엄마가 아니라 아빠",
+  "엄마랑 아빠 중에 ... 아빠로 정했어요"); otherwise a recipient. Only recipients (and the speaker)
+  say who the user is.
 - purpose: strong words decide (gift words, "제가 쓸", "for myself"), gift before self; then weak
-  ones (a recipient named, "I need"); after a correction ("actually it's for me", "아 제가 쓸
-  거예요") the first signal after it wins. With no sign of another person, a speaker who talks
-  about their own use, need, body or situation buys for themselves.
+  ones (a recipient named, "I need"), where a person named and then, in the same sentence, the
+  speaker naming themselves is the speaker's situation ("my boss dumps spreadsheets on me",
+  speaker_turn); after a correction ("actually it's for me", "아 제가 쓸 거예요") the first signal
+  after it wins. With no sign of another person, a speaker who talks about their own use, need,
+  body or situation buys for themselves.
 - gender and age describe the USER: in a gift the recipient's words win and the speaker's are
   dropped; for own use the speaker's win.
 """

@@ -3,12 +3,15 @@ network and no model.
 
 Words are data (phrases/ko.toml, phrases/en.toml, compiled by tables.py); grammar is code
 (numbers.py: numerals, money, ages, months; people.py: speaker vs recipient, purpose,
-corrections). This module puts the slots together:
+corrections; typos.py: a looser reading of a slot whose exact phrases found nothing). This
+module puts the slots together:
 
 - purpose first, because age and gender describe the USER of the product (people.py). With no
   purpose word and no one else named, the contract's own-use rule: the speaker's age, gender,
-  use, hobby, body or situation means own use; only greetings and bare product, price or stock
-  questions ("best earbuds for podcasts?") stay 0;
+  use, hobby, body or situation means own use; greetings and product, price or stock questions
+  stay 0 ("best earbuds for podcasts?", "정주행용으로는 뭐가 나아요?": a use in a question qualifies
+  the product) unless the message also tells the speaker's situation ("어깨결림 심해서 안마기
+  추천해 주세요");
 - interest: a named product type decides (the one settled on, "카메라로 할게요", wins over others;
   between products named alike, the one the uses point to); otherwise uses and hobbies score by
   strength (strong 2, weak 1), the best total wins and ties go to the first mentioned; negated
@@ -16,7 +19,8 @@ corrections). This module puts the slots together:
   last wins;
 - how purpose was decided (people.Basis): stated outright or only inferred from a self-description;
   the chat switches an earlier purpose only on a stated one (VectorizeResult.purpose_stated);
-- budget: the largest amount named (a range's upper end), or the last one after a correction;
+- budget: the amount settled on ("40만원으로 줄여 주세요"), else the last one after a correction,
+  else the largest named (a range's upper end);
 - season: the first season word, occasion or month named. Never the clock.
 """
 
