@@ -3,6 +3,7 @@ program (so every test that needs a model uses one the suite made itself)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -83,3 +84,53 @@ def gateway_target(inference_target, tmp_path_factory) -> str:
             print(server.log())
             raise
         yield f"127.0.0.1:{port}"
+
+
+# --------------------------------------------------------------------------- make run, once
+FRESH_CLONE_CHAT = (
+    "저는 30대 여성인데 운동할 때 쓸 거 찾아요. 예산은 30만원이에요\n"
+    "Actually it's a gift for my dad who loves gaming, up to 500,000 won\n"
+    "/quit\n"
+)
+
+
+@pytest.fixture(scope="session")
+def fresh_clone_run(tmp_path_factory):
+    """`make run` (`python -m clients.stack run`, what it calls after `make setup`) on a fresh
+    clone: no data, no model. The stack generates the default data and trains the default model
+    with exactly `make train`'s command, serves, chats (one Korean turn, one English turn,
+    /quit) and stops. The suite's one run of the default training: tests/test_make_run.py checks
+    the stack and the chat, tests/trainer/test_training.py the accuracy of that training.
+    What is left running and which ports are busy is recorded the moment the chat ends."""
+    from types import SimpleNamespace
+
+    from tests.support import free_port, free_port_block, port_is_free, processes_mentioning
+
+    tmp = tmp_path_factory.mktemp("fresh-clone")
+    models, data = tmp / "models", tmp / "data" / "purchases.csv"
+    inference_port = free_port_block(2)  # shared port + worker 0's own port
+    gateway_port, edge_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "INFERENCE_PORT": str(inference_port),
+        "GATEWAY_PORT": str(gateway_port),
+        "METRICS_PORT": str(free_port()),
+        "GATEWAY_METRICS_PORT": str(free_port()),
+        "MODELS_DIR": str(models),
+        "DATA": str(data),
+        "WORKERS": "1",
+        "VECTORIZER": "local",
+        "LOG_DIR": str(tmp / "logs"),
+        "EDGE_PORT": str(edge_port),
+        "EDGE_ADMIN_PORT": str(free_port()),
+    }
+    result = subprocess.run([PYTHON, "-m", "clients.stack", "run"], cwd=ROOT, env=env, input=FRESH_CLONE_CHAT,
+                            capture_output=True, text=True, timeout=600)
+    ports = (inference_port, inference_port + 1, gateway_port, edge_port)
+    return SimpleNamespace(
+        result=result, models=models, data=data, logs=tmp / "logs", gateway_port=gateway_port,
+        edge_port=edge_port,
+        left_running=processes_mentioning(str(models)) + processes_mentioning(f"--port {gateway_port}"),
+        busy_ports=[port for port in ports if not port_is_free(port)],
+    )

@@ -1,6 +1,7 @@
-"""`make run` as a user meets it: no model yet, one command trains it, starts the inference
-server and the gateway, opens the chat; a scripted conversation on stdin (one Korean turn,
-one English turn, then /quit) gets answers; leaving the chat stops everything it started.
+"""`make run` as a user meets it on a fresh clone: no data and no model yet, one command
+generates the data, trains the model, starts the inference server and the gateway, opens the
+chat; a scripted conversation on stdin (one Korean turn, one English turn, then /quit) gets
+answers; leaving the chat stops everything it started.
 
 Runs `python -m clients.stack run` (what `make run` calls after `make setup`) so the test does
 not reinstall the virtualenv."""
@@ -9,13 +10,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 
 import pytest
 
 from recommender import model_repository, schema
 from tests.support import PYTHON, ROOT, free_port, free_port_block, port_is_free, processes_mentioning
+from trainer.generate import DEFAULT_ROWS
 
 pytestmark = pytest.mark.slow
 
@@ -23,49 +24,25 @@ CHAT_MODULE = ROOT / "clients" / "chat.py"
 
 
 @pytest.mark.skipif(not CHAT_MODULE.exists(), reason="clients/chat.py (the interactive chat) does not exist yet")
-def test_run_trains_serves_chats_and_stops_everything(tmp_path, purchases_csv):
-    models = tmp_path / "fresh-models"  # a fresh clone has no model
-    inference_port = free_port_block(2)  # shared port + worker 0's own port
-    gateway_port, edge_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
-        "INFERENCE_PORT": str(inference_port),
-        "GATEWAY_PORT": str(gateway_port),
-        "METRICS_PORT": str(free_port()),
-        "GATEWAY_METRICS_PORT": str(free_port()),
-        "MODELS_DIR": str(models),
-        "DATA": str(purchases_csv),
-        "WORKERS": "1",
-        "VECTORIZER": "local",
-        "LOG_DIR": str(tmp_path / "logs"),
-        "EDGE_PORT": str(edge_port),
-        "EDGE_ADMIN_PORT": str(free_port()),
-    }
-    script = (
-        "저는 30대 여성인데 운동할 때 쓸 거 찾아요. 예산은 30만원이에요\n"
-        "Actually it's a gift for my dad who loves gaming, up to 500,000 won\n"
-        "/quit\n"
-    )
-    result = subprocess.run(
-        [PYTHON, "-m", "clients.stack", "run"], cwd=ROOT, env=env, input=script,
-        capture_output=True, text=True, timeout=600,
-    )
+def test_run_trains_serves_chats_and_stops_everything(fresh_clone_run):
+    """The run itself is the session fixture `fresh_clone_run` (tests/conftest.py): a fresh clone,
+    no data and no model; tests/trainer/test_training.py checks the accuracy of its training."""
+    run = fresh_clone_run
+    result, models = run.result, run.models
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
+    assert f"generated {DEFAULT_ROWS} rows at {run.data}" in result.stdout, "no default data was generated"
     assert model_repository.latest_version(models) == 1, "the default model was not trained"
     # the bot answered both turns with products from the catalog, in both languages
     assert any(p.name_ko in result.stdout for p in schema.DEFAULT_CATALOG), result.stdout
     assert any(p.name_en in result.stdout for p in schema.DEFAULT_CATALOG), result.stdout
     assert "[stack] stopped" in result.stderr
     if (ROOT / "web" / "index.html").exists():
-        assert f"[stack] web: http://127.0.0.1:{edge_port}/" in result.stderr
-    # everything it started is gone and the ports are free again
-    assert processes_mentioning(str(models)) == []  # trainer, inference supervisor and workers
-    assert processes_mentioning(f"--port {gateway_port}") == []  # the gateway
-    for port in (inference_port, inference_port + 1, gateway_port, edge_port):
-        assert port_is_free(port), f"port {port} still in use after the chat ended"
-    logs = (tmp_path / "logs" / "gateway.log").read_text()
+        assert f"[stack] web: http://127.0.0.1:{run.edge_port}/" in result.stderr
+    # everything it started was gone and the ports were free again when the chat ended
+    assert run.left_running == []  # trainer, inference supervisor and workers, the gateway
+    assert run.busy_ports == [], f"ports {run.busy_ports} still in use after the chat ended"
+    logs = (run.logs / "gateway.log").read_text()
     assert "event=gateway_stopped" in logs
 
 

@@ -125,18 +125,37 @@ def test_conftest_model_and_evaluate_command(trained_models_dir, purchases_csv):
     assert missing.returncode == 2 and "no such version (published: [1])" in missing.stderr
 
 
-def test_make_train_path_meets_the_accuracy_bar(tmp_path):
+def test_make_train_path_meets_the_accuracy_bar(fresh_clone_run):
     """`make train` on a fresh clone: generate the default data, train the default network.
-    The done-when numbers of the trainer issue, on the validation rows."""
-    data = tmp_path / "data" / "purchases.csv"
-    result = run_trainer("train", "--data", data, "--models-dir", tmp_path / "models", "--generate-if-missing",
-                         "--quiet")
+    The done-when numbers of the trainer issue, on the validation rows. The training is the one
+    `make run` did on a fresh clone (`fresh_clone_run` in tests/conftest.py): the stack runs
+    exactly `make train`'s command, `python -m trainer train --data D --models-dir M
+    --generate-if-missing`, so the suite trains the default network once for both tests."""
+    result = fresh_clone_run.result
     assert result.returncode == 0, result.stderr
     assert f"generated {DEFAULT_ROWS} rows" in result.stdout
     assert "published version 1 at" in result.stdout
-    metrics = json.loads((model_repository.version_dir(tmp_path / "models", 1) / "metrics.json").read_text())
+    metrics = json.loads((model_repository.version_dir(fresh_clone_run.models, 1) / "metrics.json").read_text())
     validation = metrics["validation"]
     assert metrics["validation_rows"] == 7_000
     assert validation["model_to_bayes_ratio"] >= 0.98, validation
     assert validation["primary_product_top1"]["rows"] > 1000
     assert validation["primary_product_top1"]["rate"] >= 0.9
+
+
+def test_make_run_trains_with_the_make_train_command(tmp_path, monkeypatch):
+    """What lets the test above read `make run`'s training as the `make train` path: with no
+    model, the stack runs the Makefile's `train` recipe, argument for argument."""
+    from types import SimpleNamespace
+
+    from clients import stack
+    from tests.support import ROOT
+
+    [recipe] = [line.split() for line in (ROOT / "Makefile").read_text().splitlines()
+                if line.startswith("\t") and "-m trainer train" in line]
+    config = SimpleNamespace(models_dir=tmp_path / "models", data=tmp_path / "data.csv")
+    expected = [{"$(DATA)": str(config.data), "$(MODELS_DIR)": str(config.models_dir)}.get(a, a) for a in recipe[1:]]
+    commands = []
+    monkeypatch.setattr(stack.subprocess, "run", lambda args, **kwargs: commands.append(args))
+    stack.ensure_model(config)
+    assert [command[1:] for command in commands] == [expected]
