@@ -528,3 +528,24 @@ def test_a_correction_keeps_the_product_the_later_uses_point_to():
 def test_budget_settled_on_after_a_first_figure():
     assert slot("처음엔 50만원 생각했는데 그냥 40만원 이하로 해주세요", BUDGET) == 400000
     assert slot("예산이 팔십만원이었는데 육십만원으로 줄일게요", BUDGET) == 600000
+
+
+@pytest.mark.parametrize(
+    ("text", "vector_part"),  # (age, gender, purpose)
+    [
+        ("For me, I am woman of thirty-five years, I like read the novels in bed.", (35, 1, 1)),
+        ("My dad's 50th is coming up in August, want to get him his own console", (50, 2, 2)),
+        ("My wife she turn fifty in May, she like very much swimming.", (50, 1, 2)),
+        ("My girlfriend's dad turns sixty in November", (60, 2, 2)),  # whose dad: not the user
+        ("What do kids like these days?", (0, 0, 0)),  # people in general, in a question
+        ("아이들 장난감 같은 것도 있나요?", (0, 0, 0)),
+        ("Do you have gift wrapping?", (0, 0, 0)),
+        ("Do you guys ship to Busan or only inside Seoul?", (0, 0, 0)),
+        ("회사 송년회 경품으로 gaming console 하나 사려는데요", (0, 0, 2)),  # a prize is for others
+        ("식당 하는데 주방에서 튀김 빨리 하는 작은 기계 있어요?", (0, 0, 1)),  # a situation told beside the question
+        ("Need earbuds, I listen to lo-fi playlists all night. Buying them in November.", (0, 0, 1)),
+    ],
+)
+def test_ages_people_and_situations_in_more_voices(text, vector_part):
+    features = extract_features(text)
+    assert (features[AGE], features[GENDER], features[PURPOSE]) == vector_part

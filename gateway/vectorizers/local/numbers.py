@@ -344,6 +344,8 @@ _EN_MODIFIER = re.compile(r"(early|mid|late)[\s-]*$")
 EN_DECADE_WORDS = {"teens": 10, "twenties": 20, "thirties": 30, "forties": 40, "fifties": 50, "sixties": 60,
                    "seventies": 70, "eighties": 80, "nineties": 90}
 _EN_DECADE_WORD = re.compile("(?:(early|mid|late)[\\s-]*)?(" + "|".join(EN_DECADE_WORDS) + "|teenagers?|teenage|teen)")
+_ORDINAL = re.compile(r"(?:st|nd|rd|th)")
+_EN_YEARS = re.compile(r"[\s-]+(?:years?|yrs?)")
 _BIRTHDAY = re.compile(r"\s?(?:st|nd|rd|th)\s+birthday|\s?번째\s?생일")
 EN_ORDINALS = {"twentieth": 20, "thirtieth": 30, "fortieth": 40, "fiftieth": 50, "sixtieth": 60, "seventieth": 70,
                "eightieth": 80, "ninetieth": 90, "hundredth": 100}
@@ -396,6 +398,14 @@ def find_ages(text: str, grammar: Mapping[str, Matcher], numbers: list[Token] | 
         birthday = _BIRTHDAY.match(text, end)
         if birthday:
             add(start, birthday.end(), value, AgeKind.STATED)
+            continue
+        ordinal = _ORDINAL.match(text, end) if token.kind == "digits" else None
+        if ordinal and text[max(0, start - 3):start] == "'s " and _latin_end(text, ordinal.end()):
+            add(start, ordinal.end(), value, AgeKind.STATED)  # "my dad's 50th is coming up"
+            continue
+        if token.kind in ("digits", "english") and text[max(0, start - 3):start] == "of " and (
+                years := _EN_YEARS.match(text, end)) and _latin_end(text, years.end()):
+            add(start, years.end(), value, AgeKind.STATED)  # "a woman of thirty-five years"
             continue
         if token.kind in ("digits", "english") and value in (10, 20, 30, 40, 50, 60, 70, 80, 90):
             plural = _EN_DECADE_DIGITS.match(text, end) if token.kind == "digits" else None

@@ -150,7 +150,7 @@ def find_people(text: str, hits: Sequence[Hit], markers: SpeakerMarkers,
             role = Role.TAKEN_BACK
         elif mention is Mention.PERSON and _advises(text, hit, grammar):
             role = Role.ADVISOR
-        elif mention is Mention.PERSON and _circumstance(text, hit, grammar):
+        elif mention is Mention.PERSON and (_circumstance(text, hit, grammar) or _possessor(text, hit, starts)):
             role = Role.CONTEXT
         elif _INTERJECTION.fullmatch(text, 0, hit.start) and (
                 (mention is Mention.PERSON and _ADDRESS.match(text, hit.end))
@@ -195,6 +195,14 @@ def _circumstance(text: str, hit: Hit, grammar: Mapping[str, Matcher]) -> bool:
     return grammar["context_before"].ending_at(text, hit.start, window=24) is not None
 
 
+def _possessor(text: str, hit: Hit, starts: Sequence[int]) -> bool:
+    """"my girlfriend's dad", "친구의 엄마": the person whose relative it is, not the user."""
+    for mark in ("'s ", "의 "):
+        if text.startswith(mark, hit.end) and hit.end + len(mark) in starts:
+            return True
+    return False
+
+
 def _named_for(text: str, person: Person, grammar: Mapping[str, Matcher]) -> bool:
     """"for my mentor", "조카한테", "아빠께": the person is named as the one the product is for."""
     before = text[max(0, person.start - 12):person.start]
@@ -224,7 +232,7 @@ def _negated_gift(text: str, hit: Hit, grammar: Mapping[str, Matcher]) -> bool:
     return grammar["gift_negation_before"].ending_at(text, hit.start, window=16) is not None
 
 
-SELF_GIFT_WINDOW = 16  # characters between "저한테"/"나를 위한" and the gift word it names
+SELF_GIFT_WINDOW = 24  # characters between "저한테"/"나를 위한" and the gift word it names ("나한테 reward 로 console 사줄")
 
 
 def _gift_to_self(text: str, hit: Hit, grammar: Mapping[str, Matcher]) -> bool:

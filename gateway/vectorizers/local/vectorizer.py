@@ -26,6 +26,7 @@ module puts the slots together:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from gateway.vectorizers.base import LOCAL, VectorizeResult
@@ -62,6 +63,19 @@ def _ages_after_people(text: str, found_people: list[people.Person], number_toke
             if 1 <= years <= schema.MAX_AGE:
                 found.append(numbers.AgeMention(token.start, token.end, years, numbers.AgeKind.STATED))
     return found
+
+
+_TRAILING = re.compile(r"[^0-9a-z\uac00-\ud7a3]+$")
+# the vowels a fused -아서/-어서 leaves before 서: 가서, 써서, 셔서, 돼서, 봐서 (not 에서, 께서)
+_FUSED_VOWELS = frozenset({0, 4, 1, 6, 9, 14, 10, 15})  # ㅏ ㅓ ㅐ ㅕ ㅘ ㅝ ㅙ ㅞ
+
+
+def _fused_connective(word: str) -> bool:
+    """"쑤셔서", "와서", "켜서": a verb joined to what follows by -아서/-어서 (the reason or sequence)."""
+    if len(word) < 2 or not word.endswith("서"):
+        return False
+    code = ord(word[-2]) - 0xAC00
+    return 0 <= code < 11172 and (code // 28) % 21 in _FUSED_VOWELS and code % 28 == 0
 
 
 class LocalVectorizer:
@@ -109,6 +123,9 @@ class LocalVectorizer:
         elif asks:
             # "정주행용으로는 뭐가 나아요?", "배터리 며칠 가요?": a use in a question qualifies the product
             purpose_hits = [h for h in purpose_hits if h.group not in ("context", "plan")]
+            # "What do kids like these days?", "아이들 장난감 있나요?": people in general, not a user
+            found_people = [dataclasses.replace(p, role=people.Role.CONTEXT) if p.role is people.Role.RECIPIENT
+                            and grammar["generic_people"].fullmatch(norm[p.start:p.end]) else p for p in found_people]
         signals = people.purpose_signals(norm, purpose_hits, found_people, grammar)
         signals += [people.Signal(a.start, people.Purpose.GIFT, 1) for a in ages
                     if norm[max(0, a.start - 7):a.start].endswith(_FOR_SOMEONE)]  # "for a 10 year old"
@@ -152,26 +169,27 @@ class LocalVectorizer:
         if asks:
             # "best earbuds for podcasts?", "what would you recommend for stress relief?" ask about
             # products; "드라이기 추천해 주세요 머리가 길어서" also tells the speaker's own situation
-            return any(self._statement_follows(text, h) for h in uses)
+            return self._tells_situation(text)
         return True
 
-    def _statement_follows(self, text: str, hit: Hit) -> bool:
-        """"머리가 길어서", "어깨결림 심해서", "허리 개아픔": a use told as a statement (its word or
-        the next one ends like a statement, not a request)."""
+    def _tells_situation(self, text: str) -> bool:
+        """Does the message state something as a fact, beside asking ("머리가 길어서", "어깨결림
+        심해서", "허리 개아픔", "식당 하는데", "정신이 없어요", "I can't sleep")? A polite 요 counts
+        unless it ends a request or question ("추천해 주세요", "있나요", "뭐가 나아요?")."""
         grammar = self.grammar
-        clause_start = max((text.rfind(c, 0, hit.start) for c in ",.!?"), default=-1) + 1
-        ends = [i for i in (text.find(c, hit.end) for c in ",.!?") if i >= 0]
-        clause_end = min(ends, default=len(text))
-        clause = text[clause_start:clause_end]
-        asks = text[clause_end:clause_end + 1] == "?" or grammar["question"].search(clause) is not None
-        for word in text[hit.end:].split(None, 3)[:3]:
-            if word.endswith("?"):
-                break  # the question itself
-            word = word.rstrip(".,!~ㅠㅜㅋㅎ")
-            if word and (grammar["statement_ending"].ending_at(word, len(word), window=4) is not None or (
-                    not asks and word.endswith("요") and grammar["request_final"].ending_at(word, len(word)) is None)):
+        words = text.split()
+        for i, raw in enumerate(words):
+            if raw.endswith("?"):
+                continue
+            word = _TRAILING.sub("", raw)
+            if not word:
+                continue
+            if grammar["statement_ending"].ending_at(word, len(word), window=4) is not None or _fused_connective(word):
                 return True
-        return grammar["statement_words"].search(clause) is not None
+            if word.endswith("요") and grammar["request_final"].ending_at(word, len(word)) is None and \
+                    grammar["question"].search(" ".join(words[max(0, i - 2):i + 1])) is None:
+                return True
+        return grammar["statement_words"].search(text) is not None
 
     # ----------------------------------------------------------------------- slots
 
