@@ -78,6 +78,17 @@ def _fused_connective(word: str) -> bool:
     return 0 <= code < 11172 and (code // 28) % 21 in _FUSED_VOWELS and code % 28 == 0
 
 
+def _age_corrected(text: str, number_tokens: list[numbers.Token], correction_end: int) -> list[numbers.AgeMention]:
+    """The bare number right after a correction of an age: "fifteen, no sorry, sixteen"."""
+    for token in number_tokens:
+        if token.start >= correction_end:
+            if text[correction_end:token.start].strip(" ,") == "" and token.value == int(token.value) \
+                    and 1 <= token.value <= schema.MAX_AGE and not text[token.end:token.end + 1].isalnum():
+                return [numbers.AgeMention(token.start, token.end, int(token.value), numbers.AgeKind.STATED)]
+            break
+    return []
+
+
 class LocalVectorizer:
     """Rule-based vectorizer: no network, no credentials, never unavailable."""
 
@@ -134,6 +145,8 @@ class LocalVectorizer:
         purpose = people.decide_purpose(norm, signals, grammar, not signals and self._describes_self(
             norm, found_people, ages, interests, markers, asks))
         basis = people.purpose_basis(norm, signals, grammar, purpose)
+        if correction_end is not None and ages and not any(a.start >= correction_end for a in ages):
+            ages += _age_corrected(norm, number_tokens, correction_end)  # "who's fifteen, no sorry, sixteen"
         if correction_end is not None and any(a.start >= correction_end for a in ages):
             ages = [a for a in ages if a.start >= correction_end]  # "he's 15, no wait, 16"
         if correction_end is not None and any(p.start >= correction_end and p.role is people.Role.RECIPIENT
