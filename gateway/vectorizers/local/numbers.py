@@ -334,7 +334,7 @@ DECADE_OFFSETS = {"초반": 2, "초": 2, "중반": 5, "중": 5, "후반": 8, "�
 _KO_DECADE = re.compile(r"\s?대(?:\s?(초반|중반|후반|초|중|후|말))?")
 _KO_AGE_UNIT = re.compile(r"\s?(살|세)")
 # 살 is also "buy" (살까, 살려고) and "live" (살아요); 세 also starts 세대, 세트
-_NOT_AGE_AFTER_UNIT = {"살": tuple("까려래게지면거건때만고수자아았"), "세": ("대", "트", "요일", "일")}
+_NOT_AGE_AFTER_UNIT = {"살": tuple("까려래게지면거건때만고수자아았"), "세": ("대", "트", "요", "일")}  # 사세요: they live
 # ... and with a space before the verb's ending or object: "하나 살 거예요", "뭐 살 수 있", "두 개 살 생각"
 _BUY_AFTER_SPACE = ("거", "건", "게", "수 ", "수있", "생각", "예정", "계획", "만한", "물건", "제품", "때")
 _EN_YEARS_OLD = re.compile(r"[\s-]*(?:years?|yrs?|yr)[\s-]*olds?|\s?(?:yo|y/o|y\.o\.)")

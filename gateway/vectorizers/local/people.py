@@ -124,7 +124,7 @@ class SpeakerMarkers:
 
 # "친구들이랑 마리오카트 하려고": a person the speaker does something with (unless another person
 # follows: "엄마랑 아빠 선물" names two recipients)
-_WITH_PARTICLE = re.compile(r"들?(?:이랑|랑|하고|와|과)(?=[\s,])")
+_WITH_PARTICLE = re.compile(r"들?(?:이랑|랑|하고|와|과)(?=[\s,.!]|$)")
 # "형 나 노래 들을 거": a person named first and then the speaker: spoken to, not about
 _ADDRESS = re.compile(r"[\s,!~]+(?:나|저|내가|제가|난|전|i|i'm|im|i've|i'd)(?=\s)")
 _VOCATIVES = frozenset({"dude", "bro", "sis", "bruh", "man", "guys"})  # "dude my skin is so bad lately"
