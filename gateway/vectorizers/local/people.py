@@ -89,7 +89,7 @@ _FIRST_PERSON = ("i ", "i'", "my ", "me ", "we ", "제가", "제 ", "저는", "�
 _ADJACENT_ONLY = ("때문", "덕분")
 _FOR_PERSON = ("for my ", "for a ", "for an ", "for the ", "for our ", "for his ", "for her ")
 _TO_PERSON = ("한테", "에게", "께", "들한테", "들에게", " 줄", " 드릴")
-_SENTENCE_BREAKS = frozenset(".!?;\n")
+_SENTENCE_BREAKS = frozenset(".!?;\nㅠㅜㅋ")  # chat ends sentences with ㅠㅠ, ㅋㅋ too
 _AGE_WORDS = ("early", "mid", "late", "twen", "thir", "fort", "fift", "sixt", "sevent", "eight", "nint", "teen")
 
 
@@ -127,6 +127,8 @@ class SpeakerMarkers:
 _WITH_PARTICLE = re.compile(r"들?(?:이랑|랑|하고|와|과)(?=[\s,.!]|$)")
 # "형 나 노래 들을 거": a person named first and then the speaker: spoken to, not about
 _ADDRESS = re.compile(r"[\s,!~]+(?:나|저|내가|제가|난|전|i|i'm|im|i've|i'd)(?=\s)")
+# "Grandpa, I found the one you wanted": the one spoken to is the one it is for
+_SECOND_PERSON = re.compile(r"\b(?:you|your|u)\b|당신|니가|네가|드릴|드려")
 _VOCATIVES = frozenset({"dude", "bro", "sis", "bruh", "man", "guys"})  # "dude my skin is so bad lately"
 _INTERJECTION = re.compile(r"(?:아|야|저기|음|헐|근데)?[\s,]*")
 _PARTICLES_BEFORE_VERB = re.compile(r"(?:들)?(?:을|를|이|가|은|는|도)?\s?")
@@ -152,7 +154,7 @@ def find_people(text: str, hits: Sequence[Hit], markers: SpeakerMarkers,
             role = Role.ADVISOR
         elif mention is Mention.PERSON and (_circumstance(text, hit, grammar) or _possessor(text, hit, starts)):
             role = Role.CONTEXT
-        elif _INTERJECTION.fullmatch(text, 0, hit.start) and (
+        elif _INTERJECTION.fullmatch(text, 0, hit.start) and not _SECOND_PERSON.search(text) and (
                 (mention is Mention.PERSON and _ADDRESS.match(text, hit.end))
                 or (text[hit.start:hit.end] in _VOCATIVES and text[hit.end:hit.end + 1] in (" ", ",", "!"))):
             role = Role.ADDRESSEE
@@ -216,7 +218,7 @@ def _advises(text: str, hit: Hit, grammar: Mapping[str, Matcher]) -> bool:
         return True
     if text[hit.end:hit.end + 1] not in ("가", "이"):
         return False
-    window_end = min(len(text), hit.end + 24)
+    window_end = min(len(text), hit.end + 40)
     clause_end = min((i for i in (text.find(c, hit.end, window_end) for c in ".!?,") if i >= 0), default=window_end)
     return grammar["advice"].search(text, hit.end, clause_end) is not None
 
