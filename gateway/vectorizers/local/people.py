@@ -87,6 +87,7 @@ SPEAKER_WINDOW = 30  # characters between "저는"/"I'm" and the word it describ
 CONTEXT_WINDOW = 12  # characters after a person in which "데려다주고" makes them circumstance
 _FIRST_PERSON = ("i ", "i'", "my ", "me ", "we ", "제가", "제 ", "저는", "저도", "저 ", "내가", "나는", "나도", "내 ")
 _ADJACENT_ONLY = ("때문", "덕분")
+_POSSESSIVE = ("my ", " 제 ", " 내 ")
 _FOR_PERSON = ("for my ", "for a ", "for an ", "for the ", "for our ", "for his ", "for her ")
 _TO_PERSON = ("한테", "에게", "께", "들한테", "들에게", " 줄", " 드릴")
 _SENTENCE_BREAKS = frozenset(".!?;\nㅠㅜㅋ")  # chat ends sentences with ㅠㅠ, ㅋㅋ too
@@ -140,9 +141,10 @@ def find_people(text: str, hits: Sequence[Hit], markers: SpeakerMarkers,
     starts = [h.start for h in hits]
     for hit in hits:
         mention = Mention(hit.group)
-        if mention is not Mention.PRONOUN and (markers.describes(hit.start) or grammar["speaker_after"].match_at(
-                text, hit.end + (text[hit.end:hit.end + 1] == " "))):
-            role = Role.SPEAKER
+        if mention is not Mention.PRONOUN and not text.startswith(_POSSESSIVE, max(0, hit.start - 3)) and (
+                markers.describes(hit.start)
+                or grammar["speaker_after"].match_at(text, hit.end + (text[hit.end:hit.end + 1] == " "))):
+            role = Role.SPEAKER  # (never "my husband", "제 여자친구": the speaker's someone)
         elif mention is Mention.PERSON and (grammar["with_before"].ending_at(text, hit.start, window=10)
                                             or grammar["with_after"].match_at(text, hit.end)
                                             or grammar["with_after"].match_at(text, hit.end + 1)
@@ -206,9 +208,13 @@ def _possessor(text: str, hit: Hit, starts: Sequence[int]) -> bool:
 
 
 def _named_for(text: str, person: Person, grammar: Mapping[str, Matcher]) -> bool:
-    """"for my mentor", "조카한테", "아빠께": the person is named as the one the product is for."""
+    """"for my mentor", "조카한테", "아빠께", "Grandpa, I found the one you wanted": the person is
+    named as the one the product is for."""
     before = text[max(0, person.start - 12):person.start]
-    return before.endswith(_FOR_PERSON) or text.startswith(_TO_PERSON, person.end)
+    if before.endswith(_FOR_PERSON) or text.startswith(_TO_PERSON, person.end):
+        return True
+    return _INTERJECTION.fullmatch(text, 0, person.start) is not None and text.startswith(",", person.end) \
+        and _SECOND_PERSON.search(text) is not None
 
 
 def _advises(text: str, hit: Hit, grammar: Mapping[str, Matcher]) -> bool:
@@ -273,6 +279,8 @@ def purpose_signals(text: str, purpose_hits: Sequence[Hit], people: Sequence[Per
             signals.append(Signal(person.start, Purpose.SELF if person.role is Role.SPEAKER else Purpose.GIFT, 1,
                                   person=person.role is not Role.SPEAKER and not _named_for(text, person, grammar)))
         elif person.mention is Mention.PRONOUN:  # "she hikes every weekend": someone else
+            signals.append(Signal(person.start, Purpose.GIFT, 1))
+        elif text[max(0, person.start - 12):person.start].endswith(_FOR_PERSON):  # "for our twin boys"
             signals.append(Signal(person.start, Purpose.GIFT, 1))
     return signals
 

@@ -43,7 +43,7 @@ GRAMMAR_GROUPS = frozenset({
     "speaker", "speaker_break", "correction", "with_before", "with_after", "gift_negation_after",
     "gift_negation_before", "interest_negation_after", "interest_negation_before", "negation_filler", "particle",
     "budget_context", "age_before", "age_not_after", "decade_era_after", "interest_alternative_after", "advisor_after",
-    "speaker_copula_after", "question", "context_after", "context_before", "statement_ending", "person_negation_after", "speaker_after", "budget_decision_after", "statement_words", "request_final", "generic_people", "advice", "self_recipient", "decision_after", "decision_before",
+    "speaker_copula_after", "question", "context_after", "context_before", "statement_ending", "person_negation_after", "speaker_after", "budget_decision_after", "statement_words", "request_final", "generic_people", "time_clause_after", "advice", "self_recipient", "decision_after", "decision_before",
 })
 
 

@@ -162,9 +162,9 @@ class LocalVectorizer:
             people.decide_age(purpose, ages, markers),
             people.decide_gender(purpose, found_people),
             self._budget(norm, number_tokens, correction_end),
-            self._interest(interests),
+            self._interest(norm, interests),
             int(purpose),
-            self._season(norm, scripts, number_tokens),
+            self._season(norm, scripts, number_tokens, correction_end),
         )
         return self._valid(vector), basis
 
@@ -274,10 +274,12 @@ class LocalVectorizer:
             return True
         return self.grammar["decision_before"].ending_at(text, hit.start, window=20) is not None
 
-    @staticmethod
-    def _interest(kept: list[Hit]) -> int:
+    def _interest(self, text: str, kept: list[Hit]) -> int:
         if not kept:
             return 0
+        time_clause = self.grammar["time_clause_after"]
+        # "공부할 때 음악 들어요": the use done while doing something else decides
+        kept = [h._replace(strength=1) if h.group == "strong" and time_clause.match_at(text, h.end) else h for h in kept]
         products = [h for h in kept if h.group == "product"]
         scores: dict[int, int] = {}
         uses: dict[int, int] = {}  # between products named equally often, the one the uses point to
@@ -291,11 +293,14 @@ class LocalVectorizer:
                     uses[hit.value] = uses.get(hit.value, 0) + hit.strength
         return max(scores, key=lambda code: (scores[code], uses.get(code, 0), -first[code]))
 
-    def _season(self, text: str, scripts: tuple[bool, bool], number_tokens: list[numbers.Token]) -> int:
+    def _season(self, text: str, scripts: tuple[bool, bool], number_tokens: list[numbers.Token],
+                correction_end: int | None) -> int:
         named = [(h.start, h.value) for h in self.tables.slots["season"].hits(text, scripts)]
         named += numbers.find_months(text, number_tokens)
         if not named and scripts[0]:
             named = [(h.start, h.value) for h in self.tables.english_typos["season"].hits(text)]  # "in octobr"
+        if correction_end is not None and any(start >= correction_end for start, _ in named):
+            named = [n for n in named if n[0] >= correction_end]  # "in November, but it got moved to December"
         return min(named)[1] if named else 0
 
     def _valid(self, vector: tuple) -> tuple[float, ...]:
