@@ -88,7 +88,8 @@ CONTEXT_WINDOW = 12  # characters after a person in which "데려다주고" make
 _FIRST_PERSON = ("i ", "i'", "my ", "me ", "we ", "제가", "제 ", "저는", "저도", "저 ", "내가", "나는", "나도", "내 ")
 _ADJACENT_ONLY = ("때문", "덕분")
 _POSSESSIVE = ("my ", " 제 ", " 내 ")
-_FOR_PERSON = ("for my ", "for a ", "for an ", "for the ", "for our ", "for his ", "for her ")
+# "for my mentor", "for our twin boys": ends right before the person (one word may come between)
+_FOR_PERSON = re.compile(r"\bfor (?:my|our|a|an|the|his|her)(?: [a-z'-]+)? $")
 _TO_PERSON = ("한테", "에게", "께", "들한테", "들에게", " 줄", " 드릴")
 _SENTENCE_BREAKS = frozenset(".!?;\nㅠㅜㅋ")  # chat ends sentences with ㅠㅠ, ㅋㅋ too
 _AGE_WORDS = ("early", "mid", "late", "twen", "thir", "fort", "fift", "sixt", "sevent", "eight", "nint", "teen")
@@ -210,8 +211,7 @@ def _possessor(text: str, hit: Hit, starts: Sequence[int]) -> bool:
 def _named_for(text: str, person: Person, grammar: Mapping[str, Matcher]) -> bool:
     """"for my mentor", "조카한테", "아빠께", "Grandpa, I found the one you wanted": the person is
     named as the one the product is for."""
-    before = text[max(0, person.start - 12):person.start]
-    if before.endswith(_FOR_PERSON) or text.startswith(_TO_PERSON, person.end):
+    if _FOR_PERSON.search(text, max(0, person.start - 24), person.start) or text.startswith(_TO_PERSON, person.end):
         return True
     return _INTERJECTION.fullmatch(text, 0, person.start) is not None and text.startswith(",", person.end) \
         and _SECOND_PERSON.search(text) is not None
@@ -280,7 +280,7 @@ def purpose_signals(text: str, purpose_hits: Sequence[Hit], people: Sequence[Per
                                   person=person.role is not Role.SPEAKER and not _named_for(text, person, grammar)))
         elif person.mention is Mention.PRONOUN:  # "she hikes every weekend": someone else
             signals.append(Signal(person.start, Purpose.GIFT, 1))
-        elif text[max(0, person.start - 12):person.start].endswith(_FOR_PERSON):  # "for our twin boys"
+        elif _FOR_PERSON.search(text, max(0, person.start - 24), person.start):  # "for our twin boys"
             signals.append(Signal(person.start, Purpose.GIFT, 1))
     return signals
 
