@@ -78,6 +78,19 @@ def _fused_connective(word: str) -> bool:
     return 0 <= code < 11172 and (code // 28) % 21 in _FUSED_VOWELS and code % 28 == 0
 
 
+def _after_correction(text: str, number_tokens: list[numbers.Token], correction_end: int,
+                      ages: list[numbers.AgeMention], found_people: list[people.Person]):
+    """Ages and people once a correction is made: what comes after it counts."""
+    if ages and not any(a.start >= correction_end for a in ages):
+        ages = ages + _age_corrected(text, number_tokens, correction_end)  # "who's fifteen, no sorry, sixteen"
+    if any(a.start >= correction_end for a in ages):
+        ages = [a for a in ages if a.start >= correction_end]  # "he's 15, no wait, 16"
+    if any(p.start >= correction_end and p.role is people.Role.RECIPIENT for p in found_people):
+        # "for my sister, but actually ... it's for my brother": who comes after the correction
+        found_people = [p for p in found_people if p.start >= correction_end or p.role is people.Role.SPEAKER]
+    return ages, found_people
+
+
 def _age_corrected(text: str, number_tokens: list[numbers.Token], correction_end: int) -> list[numbers.AgeMention]:
     """The bare number right after a correction of an age: "fifteen, no sorry, sixteen"."""
     for token in number_tokens:
@@ -112,52 +125,29 @@ class LocalVectorizer:
         """The contract vector and how its purpose was decided (stated or inferred)."""
         norm = normalize(text)
         scripts = _scripts(norm)
-        slots = self.tables.slots
         grammar = self.grammar
         markers = people.SpeakerMarkers(norm, grammar, scripts)
         found_people = people.find_people(norm, self.tables.hits("gender", norm, scripts), markers, grammar)
         number_tokens = numbers.tokens(norm)
-        ages = numbers.find_ages(norm, grammar, number_tokens)
-        ages += [numbers.AgeMention(h.start, h.end, h.value,
-                                    numbers.AgeKind.STATED if h.group == "milestone" else numbers.AgeKind.STAGE)
-                 for h in slots["age"].hits(norm, scripts)]
-        ages += _ages_after_people(norm, found_people, number_tokens, ages)
+        ages = self._ages(norm, scripts, number_tokens, found_people)
         corrections = grammar["correction"].hits(norm)
         correction_end = corrections[-1].end if corrections else None
         interests = self._interests(norm, scripts, correction_end)
-        purpose_hits = self.tables.hits("purpose", norm, scripts)
         asks = "?" in norm or grammar["question"].search(norm) is not None
-        if not (interests or ages or found_people):
-            # "I'd like to spend 300k", "제 budget은": naming oneself about a price says nothing
-            # about the user; "I need ...", "제가 쓸 ..." still do (their own lists)
-            purpose_hits = [h for h in purpose_hits if h.group not in ("speaker", "context")]
-        elif asks:
-            # "정주행용으로는 뭐가 나아요?", "배터리 며칠 가요?": a use in a question qualifies the product
-            purpose_hits = [h for h in purpose_hits if h.group not in ("context", "plan")]
+        if asks:
             # "What do kids like these days?", "아이들 장난감 있나요?": people in general, not a user
             found_people = [dataclasses.replace(p, role=people.Role.CONTEXT) if p.role is people.Role.RECIPIENT
                             and grammar["generic_people"].fullmatch(norm[p.start:p.end]) else p for p in found_people]
-        signals = people.purpose_signals(norm, purpose_hits, found_people, grammar)
-        signals += [people.Signal(a.start, people.Purpose.GIFT, 1) for a in ages
-                    if norm[max(0, a.start - 7):a.start].endswith(_FOR_SOMEONE)]  # "for a 10 year old"
-        signals += [people.Signal(a.start, people.Purpose.GIFT, 1, person=True) for a in ages
-                    if norm[max(0, a.start - 3):a.start] == "my " and "year" in norm[a.start:a.end]]  # "my 10-year-old"
+        signals = self._signals(norm, scripts, found_people, ages, interests, asks)
         purpose = people.decide_purpose(norm, signals, grammar, not signals and self._describes_self(
             norm, found_people, ages, interests, markers, asks))
         basis = people.purpose_basis(norm, signals, grammar, purpose)
-        if correction_end is not None and ages and not any(a.start >= correction_end for a in ages):
-            ages += _age_corrected(norm, number_tokens, correction_end)  # "who's fifteen, no sorry, sixteen"
-        if correction_end is not None and any(a.start >= correction_end for a in ages):
-            ages = [a for a in ages if a.start >= correction_end]  # "he's 15, no wait, 16"
-        if correction_end is not None and any(p.start >= correction_end and p.role is people.Role.RECIPIENT
-                                              for p in found_people):
-            # "for my sister, but actually ... it's for my brother": who comes after the correction
-            found_people = [p for p in found_people if p.start >= correction_end or p.role is people.Role.SPEAKER]
+        if correction_end is not None:
+            ages, found_people = _after_correction(norm, number_tokens, correction_end, ages, found_people)
         turn = people.speaker_turn(norm, signals) if purpose is people.Purpose.SELF else None
         if turn is not None:
             # "동생이 밤새 게임을 해서 제가 잠을 못 자요": the other person's doings are not the use
-            own = [h for h in interests if not turn[0] <= h.start < turn[1]]
-            interests = own or interests
+            interests = [h for h in interests if not turn[0] <= h.start < turn[1]] or interests
         vector = (
             people.decide_age(purpose, ages, markers),
             people.decide_gender(purpose, found_people),
@@ -167,6 +157,33 @@ class LocalVectorizer:
             self._season(norm, scripts, number_tokens, correction_end),
         )
         return self._valid(vector), basis
+
+    def _ages(self, text: str, scripts: tuple[bool, bool], number_tokens: list[numbers.Token],
+              found_people: list[people.Person]) -> list[numbers.AgeMention]:
+        """Ages said with numbers, life stages and milestones (환갑), and numbers set off after a person."""
+        ages = numbers.find_ages(text, self.grammar, number_tokens)
+        ages += [numbers.AgeMention(h.start, h.end, h.value,
+                                    numbers.AgeKind.STATED if h.group == "milestone" else numbers.AgeKind.STAGE)
+                 for h in self.tables.slots["age"].hits(text, scripts)]
+        return ages + _ages_after_people(text, found_people, number_tokens, ages)
+
+    def _signals(self, text: str, scripts: tuple[bool, bool], found_people: list[people.Person],
+                 ages: list[numbers.AgeMention], interests: list[Hit], asks: bool) -> list[people.Signal]:
+        """What says who the product is for: purpose words, people, "for a 10 year old"."""
+        purpose_hits = self.tables.hits("purpose", text, scripts)
+        if not (interests or ages or found_people):
+            # "I'd like to spend 300k", "제 budget은": naming oneself about a price says nothing
+            # about the user; "I need ...", "제가 쓸 ..." still do (their own lists)
+            purpose_hits = [h for h in purpose_hits if h.group not in ("speaker", "context")]
+        elif asks:
+            # "정주행용으로는 뭐가 나아요?", "배터리 며칠 가요?": a use in a question qualifies the product
+            purpose_hits = [h for h in purpose_hits if h.group not in ("context", "plan")]
+        signals = people.purpose_signals(text, purpose_hits, found_people, self.grammar)
+        signals += [people.Signal(a.start, people.Purpose.GIFT, 1) for a in ages
+                    if text[max(0, a.start - 7):a.start].endswith(_FOR_SOMEONE)]  # "for a 10 year old"
+        signals += [people.Signal(a.start, people.Purpose.GIFT, 1, person=True) for a in ages
+                    if text[max(0, a.start - 3):a.start] == "my " and "year" in text[a.start:a.end]]  # "my 10-year-old"
+        return signals
 
     def _describes_self(self, text: str, found_people: list[people.Person], ages: list[numbers.AgeMention],
                         interests: list[Hit], markers: people.SpeakerMarkers, asks: bool) -> bool:
