@@ -86,7 +86,7 @@ class Signal:
 SPEAKER_WINDOW = 30  # characters between "저는"/"I'm" and the word it describes
 CONTEXT_WINDOW = 12  # characters after a person in which "데려다주고" makes them circumstance
 _FIRST_PERSON = ("i ", "i'", "my ", "me ", "we ", "제가", "제 ", "저는", "저도", "저 ", "내가", "나는", "나도", "내 ")
-_ADJACENT_ONLY = ("때문", "덕분")
+_ADJACENT_ONLY = ("때문", "덕분", "보느라")  # "여친이 웹소설 보느라": her doing, not her being looked after
 _POSSESSIVE = ("my ", " 제 ", " 내 ")
 # "for my mentor", "for our twin boys": ends right before the person (one word may come between)
 _FOR_PERSON = re.compile(r"\bfor (?:my|our|a|an|the|his|her)(?: [a-z'-]+)? $")
@@ -319,8 +319,12 @@ def speaker_turn(text: str, signals: Sequence[Signal]) -> tuple[int, int] | None
     if not last_other.person:
         return None
     for s in signals:
-        if s.speaker and s.position > last_other.position and \
-                not any(c in _SENTENCE_BREAKS for c in text[last_other.position:s.position]):
+        if s.purpose is not Purpose.SELF or s.position <= last_other.position or \
+                any(c in _SENTENCE_BREAKS for c in text[last_other.position:s.position]):
+            continue
+        # only the speaker named: a need after another person's clause with the subject dropped is
+        # as often that person's ("딸이 ... 준비하는데 인강용으로 필요해요") as the speaker's
+        if s.speaker:
             return last_other.position, s.position
     return None
 
