@@ -389,7 +389,7 @@ def find_ages(text: str, grammar: Mapping[str, Matcher], numbers: list[Token] | 
             tens = token.kind.partition(":")[2]
             after = text[end:].lstrip()
             units = value % 10
-            if (units and tens in NATIVE_TENS and tens != "열") or (
+            if (units and tens in NATIVE_TENS and (tens != "열" or after.startswith(_KO_AGE_FOLLOWERS))) or (
                     tens in _BARE_NATIVE_TENS and (not after or not _is_hangul(after[0]) or after.startswith(_KO_AGE_FOLLOWERS))) or (
                     tens == "쉰" and after.startswith(_SWIN_AS_AGE)):
                 add(start, end, value, AgeKind.STATED)

@@ -280,7 +280,8 @@ def purpose_signals(text: str, purpose_hits: Sequence[Hit], people: Sequence[Per
                                   person=person.role is not Role.SPEAKER and not _named_for(text, person, grammar)))
         elif person.mention is Mention.PRONOUN:  # "she hikes every weekend": someone else
             signals.append(Signal(person.start, Purpose.GIFT, 1))
-        elif _FOR_PERSON.search(text, max(0, person.start - 24), person.start):  # "for our twin boys"
+        elif _FOR_PERSON.search(text, max(0, person.start - 24), person.start) or \
+                text[max(0, person.start - 3):person.start] == "우리 ":  # "for our twin boys", "우리 twin boys가"
             signals.append(Signal(person.start, Purpose.GIFT, 1))
     return signals
 
@@ -298,6 +299,9 @@ def decide_purpose(text: str, signals: Sequence[Signal], grammar: Mapping[str, M
         after = [s for s in signals if s.position >= corrections[-1].end]
         if any(s.strength >= 2 or s.purpose is Purpose.GIFT for s in after):
             signals = after
+        elif any(s.speaker for s in after) and all(s.strength == 1 and s.person for s in signals
+                                                   if s.purpose is Purpose.GIFT):
+            return Purpose.SELF  # "조카 둘이 놀러 오는데 같이 게임하려고요. 근데 결국 제가 제일 많이 할 것 같아요"
     for strength in (3, 2):
         found = {s.purpose for s in signals if s.strength == strength}
         if found:

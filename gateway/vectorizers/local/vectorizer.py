@@ -45,7 +45,7 @@ def _scripts(text: str) -> tuple[bool, bool]:
     return bool(_LATIN.search(text)), bool(_HANGUL.search(text))
 
 
-_AFTER_PERSON = (", ", " (", ",", " - ", " — ")
+_AFTER_PERSON = (", ", " (", ",", " - ", " — ", "'s ", " is ")  # "my nephew's fifteen and ..."
 
 
 def _ages_after_people(text: str, found_people: list[people.Person], number_tokens: list[numbers.Token],
