@@ -147,16 +147,21 @@ print(json.dumps(out))
 def installed(tmp_path_factory):
     """{python version: (venv, pins)} with the wheel installed, built while the venvs are made."""
     where = tmp_path_factory.mktemp("client-wheel")
+
+    def venv_with_the_wheel(version: str, wheel) -> tuple[Path, list[str]]:
+        venv, pins = venv_with_oldest_dependencies(version, where)
+        run([*pip_for(venv), "install", "--quiet", "--no-deps", str(wheel.result())], cwd=where)
+        run([*pip_for(venv), "check"], cwd=where)  # the oldest pins satisfy what the wheel declares
+        return venv, pins
+
     with ThreadPoolExecutor(3) as pool:
         wheel = pool.submit(build_wheel, where / "dist")
-        venvs = {v: pool.submit(venv_with_oldest_dependencies, v, where) for v in ("3.9", "3.13")}
+        # each virtualenv takes the wheel as soon as both are ready, the two side by side
+        venvs = {v: pool.submit(venv_with_the_wheel, v, wheel) for v in ("3.9", "3.13")}
         wheel_path = wheel.result()
         ready = {v: f.result() for v, f in venvs.items()}
     with zipfile.ZipFile(wheel_path) as archive:
         metadata = archive.read(f"{wheel_path.name.split('-')[0]}-{wheel_path.name.split('-')[1]}.dist-info/METADATA")
-    for venv, _ in ready.values():
-        run([*pip_for(venv), "install", "--quiet", "--no-deps", str(wheel_path)], cwd=where)
-        run([*pip_for(venv), "check"], cwd=where)  # the oldest pins satisfy what the wheel declares
     return {"wheel": wheel_path, "metadata": metadata.decode(), "venvs": ready, "where": where}
 
 
