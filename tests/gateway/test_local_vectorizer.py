@@ -549,3 +549,20 @@ def test_budget_settled_on_after_a_first_figure():
 def test_ages_people_and_situations_in_more_voices(text, vector_part):
     features = extract_features(text)
     assert (features[AGE], features[GENDER], features[PURPOSE]) == vector_part
+
+
+@pytest.mark.parametrize(
+    ("text", "budget"),
+    [
+        ("one and a half million won max for a laptop", 1500000),
+        ("between one hundred thousand and three hundred thousand won", 300000),  # two numbers, not one
+        ("one million two hundred thousand won", 1200000),
+    ],
+)
+def test_english_money_in_words(text, budget):
+    assert slot(text, BUDGET) == budget
+
+
+def test_a_spouse_is_never_read_as_me():
+    features = extract_features("아내 생일선물 헤어드라이어 40만 이하")  # 아내 contains 내 (my)
+    assert (features[GENDER], features[PURPOSE]) == (1, 2)

@@ -142,6 +142,8 @@ _ENGLISH = re.compile(rf"(?:{_EN_WORD})(?:[\s-]+(?:and[\s-]+)?(?:{_EN_WORD}))*")
 EN_FRACTIONS = {"half": 0.5, "quarter": 0.25}
 # "half a million", "a quarter of a million": a fraction of a scale word
 _EN_FRACTION = re.compile(r"(?:a\s+)?(half|quarter)(?:[\s-]+of)?(?:[\s-]+an?)?[\s-]+(thousand|million|billion)")
+# "one and a half million", "two and a half thousand"
+_EN_AND_A_HALF = re.compile(r"(one|two|three|four|five|six|seven|eight|nine|\d+)\s+and\s+a\s+half\s+(thousand|million|billion)")
 
 
 def english_value(phrase: str) -> int | None:
@@ -152,6 +154,7 @@ def english_value(phrase: str) -> int | None:
         return None
     total = current = 0
     last = None  # "unit", "ten", "scale"
+    big_scale = None  # the last thousand/million/billion
     for word in words:
         if word in EN_UNITS:
             if last == "unit" or (last == "ten" and EN_UNITS[word] >= 10):
@@ -168,6 +171,9 @@ def english_value(phrase: str) -> int | None:
             if scale == 100:
                 current = (current or 1) * 100
             else:
+                if big_scale is not None and scale >= big_scale:
+                    return None  # "one hundred thousand and three hundred thousand": two numbers
+                big_scale = scale
                 total += (current or 1) * scale
                 current = 0
             last = "scale"
@@ -203,6 +209,9 @@ def tokens(text: str) -> list[Token]:
             end = m.end()
             if not any(s < end and m.start() < e for s, e in taken):
                 found.append(Token(m.start(), end, float(value), "native:" + (tens or "")))
+    for m in _EN_AND_A_HALF.finditer(text) if "and a half" in text else ():
+        whole = float(m.group(1)) if m.group(1).isdigit() else EN_UNITS[m.group(1)]
+        found.append(Token(m.start(), m.end(), (whole + 0.5) * EN_SCALES[m.group(2)], "english"))
     for m in _EN_FRACTION.finditer(text) if "half" in text or "quarter" in text else ():
         if not (m.start() and _is_latin(text[m.start() - 1])) and _latin_end(text, m.end()):
             found.append(Token(m.start(), m.end(), EN_FRACTIONS[m.group(1)] * EN_SCALES[m.group(2)], "english"))
