@@ -75,7 +75,7 @@ def test_no_text_appears_twice_within_or_across_files(files):
 
 def test_the_splits_are_the_files_the_readme_names():
     assert set(DEV_FILES) == {"dev_existing.jsonl", "dev_new.jsonl", "dev_heldout1.jsonl", "dev_heldout2.jsonl",
-                              "dev_new3.jsonl", "dev_new4.jsonl", "dev_new5.jsonl", "dev_new6.jsonl", "dev_new7.jsonl", "dev_new8.jsonl", "dev_new9.jsonl", "dev_new10.jsonl"}
+                              "dev_new3.jsonl", "dev_new4.jsonl", "dev_new5.jsonl", "dev_new6.jsonl", "dev_new7.jsonl", "dev_new8.jsonl", "dev_new9.jsonl", "dev_new10.jsonl", "dev_new11.jsonl"}
     assert not (DATA / "heldout.jsonl").exists() and not (DATA / "heldout2.jsonl").exists()
 
 

@@ -358,10 +358,14 @@ _EN_YEARS = re.compile(r"[\s-]+(?:years?|yrs?)")
 _BIRTHDAY = re.compile(r"\s?(?:st|nd|rd|th)\s+birthday|\s?번째\s?생일")
 EN_ORDINALS = {"twentieth": 20, "thirtieth": 30, "fortieth": 40, "fiftieth": 50, "sixtieth": 60, "seventieth": 70,
                "eightieth": 80, "ninetieth": 90, "hundredth": 100}
+_EN_ORDINAL_TEENS = {"tenth": 10, "eleventh": 11, "twelfth": 12, "thirteenth": 13, "fourteenth": 14, "fifteenth": 15,
+                     "sixteenth": 16, "seventeenth": 17, "eighteenth": 18, "nineteenth": 19}
 _EN_ORDINAL_UNITS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
                      "ninth": 9}
-_EN_ORDINAL_BIRTHDAY = re.compile("(" + "|".join(EN_ORDINALS) + r") birthday|(" + "|".join(EN_TENS) + r")[\s-]("
-                                  + "|".join(_EN_ORDINAL_UNITS) + r") birthday")  # "eighty-second birthday"
+_SIMPLE_ORDINALS = {**EN_ORDINALS, **_EN_ORDINAL_TEENS}
+# "eighty-second birthday", "her fifteenth birthday", "my wife's fiftieth"
+_EN_ORDINAL_AGE = re.compile("(?:(" + "|".join(EN_TENS) + r")[\s-](" + "|".join(_EN_ORDINAL_UNITS) + ")|("
+                             + "|".join(_SIMPLE_ORDINALS) + "))(?![a-z])")
 _KO_AGE_FOLLOWERS = ("이", "인", "입", "살", "세", "넘", "쯤", "정도", "초반", "중반", "후반", "줄", "되", "이세요", "이신")
 
 
@@ -443,8 +447,12 @@ def find_ages(text: str, grammar: Mapping[str, Matcher], numbers: list[Token] | 
                 continue
             base = EN_DECADE_WORDS.get(word, 10)
             add(s, e, base + DECADE_OFFSETS.get(modifier, 5), AgeKind.DECADE)
-        for m in _EN_ORDINAL_BIRTHDAY.finditer(text):
-            years = EN_ORDINALS[m.group(1)] if m.group(1) else EN_TENS[m.group(2)] + _EN_ORDINAL_UNITS[m.group(3)]
+        for m in _EN_ORDINAL_AGE.finditer(text):
+            if m.start() and _is_latin(text[m.start() - 1]):
+                continue
+            if not (text.startswith(" birthday", m.end()) or text[max(0, m.start() - 3):m.start()] == "'s "):
+                continue  # "the fifteenth of May", "my second phone"
+            years = _SIMPLE_ORDINALS[m.group(3)] if m.group(3) else EN_TENS[m.group(1)] + _EN_ORDINAL_UNITS[m.group(2)]
             add(m.start(), m.end(), years, AgeKind.STATED)
     found.sort(key=lambda a: a.start)
     result: list[AgeMention] = []

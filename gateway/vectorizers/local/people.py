@@ -86,7 +86,7 @@ class Signal:
 SPEAKER_WINDOW = 30  # characters between "저는"/"I'm" and the word it describes
 CONTEXT_WINDOW = 12  # characters after a person in which "데려다주고" makes them circumstance
 _FIRST_PERSON = ("i ", "i'", "my ", "me ", "we ", "제가", "제 ", "저는", "저도", "저 ", "내가", "나는", "나도", "내 ")
-_ADJACENT_ONLY = ("때문", "덕분", "보느라")  # "여친이 웹소설 보느라": her doing, not her being looked after
+_ADJACENT_ONLY = ("때문", "덕분", "보느라", "사진")  # "여친이 웹소설 보느라": her doing, not her being looked after
 _POSSESSIVE = ("my ", " 제 ", " 내 ")
 # "for my mentor", "for our twin boys": ends right before the person (one word may come between)
 _FOR_PERSON = re.compile(r"\bfor (?:my|our|a|an|the|his|her)(?: [a-z'-]+)? $")
@@ -126,6 +126,7 @@ class SpeakerMarkers:
 
 # "친구들이랑 마리오카트 하려고": a person the speaker does something with (unless another person
 # follows: "엄마랑 아빠 선물" names two recipients)
+_ANNIVERSARY = re.compile(r"\s?(?:\d+\s?(?:일|주년|개월)|기념일|결혼기념|사귄 지)")
 _WITH_PARTICLE = re.compile(r"들?(?:이랑|랑|하고|와|과)(?=[\s,.!]|$)")
 # "형 나 노래 들을 거": a person named first and then the speaker: spoken to, not about
 _ADDRESS = re.compile(r"[\s,!~]+(?:나|저|내가|제가|난|전|i|i'm|im|i've|i'd)(?=\s)")
@@ -179,8 +180,8 @@ def find_people(text: str, hits: Sequence[Hit], markers: SpeakerMarkers,
 
 def _does_with(text: str, hit: Hit, starts: Sequence[int]) -> bool:
     m = _WITH_PARTICLE.match(text, hit.end)
-    if m is None:
-        return False
+    if m is None or _ANNIVERSARY.match(text, m.end()):
+        return False  # "남자친구랑 100일인데": an anniversary with them, a gift for them
     following = m.end() + len(text[m.end():]) - len(text[m.end():].lstrip(" ,"))
     return not any(following <= s <= following + 1 for s in starts)
 
@@ -370,8 +371,9 @@ def decide_gender(purpose: Purpose, people: Sequence[Person]) -> int:
     pronouns = [p for p in people if p.mention is Mention.PRONOUN]
     if purpose is Purpose.GIFT:
         others = [p for p in relatives + words if p.role is not Role.SPEAKER]
-        if not others:  # "아내가 둘째 낳고 나서 허리가 ... 제가 사주려고요": the one described is the recipient
-            others = [p for p in people if p.role is Role.CONTEXT and p.gender]
+        if not others and not any(p.role is Role.RECIPIENT for p in people):
+            # "아내가 둘째 낳고 나서 허리가 ... 제가 사주려고요": with no one else, the one described receives
+            others = [p for p in people if p.role in (Role.CONTEXT, Role.ADVISOR) and p.gender]
         return unique(others) if others else unique(pronouns)
     if purpose is Purpose.SELF:
         own = [p for p in relatives + words if p.role is Role.SPEAKER or p.copula]
