@@ -24,9 +24,15 @@ LABELLED = Path(__file__).resolve().parents[1] / "data" / "labelled"
 # consumed (scored and read) and merged into dev. heldout3.jsonl is never tuned on.
 DEV = tuple(sorted(LABELLED.glob("dev_*.jsonl")))
 HELDOUT = LABELLED / "heldout3.jsonl"
-# (every slot, exact vector). DEV_BARS and HELDOUT_BARS: see the figures measured below.
-DEV_BARS = (0.98, 0.95)
-HELDOUT_BARS = (0.9, 0.8)
+# (every slot, exact vector). Dev (every dev_*.jsonl, 4,032 messages, tuned on) at commit a8a5ec9:
+# age 0.998, gender 0.997, budget 1.000, interest 0.994, purpose 0.991, season 1.000, exact 0.983.
+# Held-out (heldout3, 360 messages, labelled 10:17-10:25 UTC from the contract alone, never tuned
+# on, only its aggregate read, measured once at a8a5ec9 after the last rule change): age 0.997,
+# gender 0.997, budget 1.000, interest 0.989, purpose 0.983, season 1.000, exact 0.967. The bars sit
+# about one message under the lowest slot and under exact; issue 12's goal is every slot 0.98,
+# exact 0.92.
+DEV_BARS = (0.99, 0.98)
+HELDOUT_BARS = (0.98, 0.96)
 
 
 AGE, GENDER, BUDGET, INTEREST, PURPOSE, SEASON = range(6)
