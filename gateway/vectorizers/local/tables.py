@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 import re
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -332,20 +332,19 @@ class PhraseTables:
     grammar: dict[str, Matcher]  # GRAMMAR_GROUPS
     folded: dict[str, Matcher] = field(default_factory=dict)  # FOLDED_SLOTS' Hangul phrases, vowels folded
     english_typos: dict = field(default_factory=dict)  # TYPO_SLOTS -> typos.EnglishTypos
+    fold: Callable[[str], str] = str  # typos.fold_hangul, the reading the folded matchers expect
 
     def phrase_count(self) -> int:
         return sum(len(m) for m in self.slots.values()) + sum(len(m) for m in self.grammar.values())
 
-    def hits(self, slot: str, text: str, scripts: tuple[bool, bool], folded_text: str | None = None) -> list[Hit]:
+    def hits(self, slot: str, text: str, scripts: tuple[bool, bool]) -> list[Hit]:
         """A slot's hits; for TYPO_SLOTS with none, its hits read with typo tolerance
-        ("카매라", "readign"). `folded_text` is typos.fold_hangul(text), when the caller has it."""
+        ("카매라", "readign")."""
         found = self.slots[slot].hits(text, scripts)
         if found or slot not in self.english_typos:
             return found
-        from gateway.vectorizers.local.typos import fold_hangul
-
         if scripts[1] and slot in self.folded:
-            found = self.folded[slot].hits(folded_text if folded_text is not None else fold_hangul(text), scripts)
+            found = self.folded[slot].hits(self.fold(text), scripts)
         if not found and scripts[0]:
             found = self.english_typos[slot].hits(text)
         return found
@@ -398,6 +397,7 @@ def load_tables(paths: Sequence[str | Path] = DEFAULT_FILES) -> PhraseTables:
         grammar={group: Matcher(group, entries) for group, entries in grammar_entries.items()},
         folded={slot: Matcher(slot + " (folded)", _folded(slot_entries[slot], typos.fold_hangul)) for slot in FOLDED_SLOTS},
         english_typos={slot: typos.EnglishTypos(slots[slot].latin_words(), near_words) for slot in TYPO_SLOTS},
+        fold=typos.fold_hangul,
     )
 
 

@@ -36,13 +36,20 @@ _VOWEL_FOLD = {1: 5, 3: 7, 9: 14, 10: 15, 11: 15}
 _FINAL_FOLD = {20: 19}
 
 
-def _fold_char(ch: str) -> str:
+def syllable_parts(ch: str) -> tuple[int, int, int] | None:
+    """(lead, vowel, final) jamo indexes of a Hangul syllable, None for any other character."""
     code = ord(ch)
     if not _SYLLABLE_BASE <= code <= _SYLLABLE_LAST:
+        return None
+    lead, rest = divmod(code - _SYLLABLE_BASE, _VOWELS * _FINALS)
+    return (lead, *divmod(rest, _FINALS))
+
+
+def _fold_char(ch: str) -> str:
+    parts = syllable_parts(ch)
+    if parts is None:
         return ch
-    offset = code - _SYLLABLE_BASE
-    lead, rest = divmod(offset, _VOWELS * _FINALS)
-    vowel, final = divmod(rest, _FINALS)
+    lead, vowel, final = parts
     vowel = _VOWEL_FOLD.get(vowel, vowel)
     final = _FINAL_FOLD.get(final, final)
     return chr(_SYLLABLE_BASE + (lead * _VOWELS + vowel) * _FINALS + final)
@@ -51,16 +58,11 @@ def _fold_char(ch: str) -> str:
 _FOLD_TABLE = {chr(c): _fold_char(chr(c)) for c in range(_SYLLABLE_BASE, _SYLLABLE_LAST + 1)
                if _fold_char(chr(c)) != chr(c)}
 _FOLD = str.maketrans(_FOLD_TABLE)
-_FOLDED_CHARS = re.compile("[" + "".join(sorted(_FOLD_TABLE)) + "]")
 
 
 def fold_hangul(text: str) -> str:
     """"카매라" -> "카메라", "와치" -> "워치", "잇어요" == fold("있어요"); same length as text."""
     return text.translate(_FOLD)
-
-
-def has_foldable(text: str) -> bool:
-    return _FOLDED_CHARS.search(text) is not None
 
 
 # ------------------------------------------------------------------------------ English

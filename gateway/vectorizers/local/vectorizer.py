@@ -32,6 +32,7 @@ import re
 from gateway.vectorizers.base import LOCAL, VectorizeResult
 from gateway.vectorizers.local import numbers, people
 from gateway.vectorizers.local.tables import Hit, PhraseTables, load_tables
+from gateway.vectorizers.local.typos import syllable_parts
 from recommender import schema
 from recommender.text import detect_language, normalize
 
@@ -74,8 +75,8 @@ def _fused_connective(word: str) -> bool:
     """"쑤셔서", "와서", "켜서": a verb joined to what follows by -아서/-어서 (the reason or sequence)."""
     if len(word) < 2 or not word.endswith("서"):
         return False
-    code = ord(word[-2]) - 0xAC00
-    return 0 <= code < 11172 and (code // 28) % 21 in _FUSED_VOWELS and code % 28 == 0
+    parts = syllable_parts(word[-2])
+    return parts is not None and parts[1] in _FUSED_VOWELS and parts[2] == 0  # no final consonant
 
 
 def _after_correction(text: str, number_tokens: list[numbers.Token], correction_end: int,
